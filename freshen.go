@@ -1,0 +1,52 @@
+// Package freshen keeps a vector index equal to the chunks of the current
+// content of every object under watched S3 prefixes, embedding only what
+// changed. This root package holds the domain types, the sentinel errors and
+// the interfaces that every technology-specific package implements; it
+// imports no SDK and does no I/O.
+package freshen
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors. Implementations wrap them with %w so callers can use
+// errors.Is across package boundaries.
+var (
+	// ErrNotFound reports that an object, key or record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrEmptyInput reports an input that has nothing to embed (for example
+	// an empty string). It is permanent: retrying the same input fails again.
+	ErrEmptyInput = errors.New("empty input")
+)
+
+// ModelInfo describes an embedding model. Name and Dim are part of the
+// identity of every cached embedding: a change of either is a change of model.
+type ModelInfo struct {
+	// Name identifies the model and its weights, e.g. "builtin/use-lite-f16".
+	Name string `json:"name"`
+	// Dim is the length of every vector the model returns.
+	Dim int `json:"dim"`
+	// MaxTokens is the model's context window in its own tokens; longer
+	// inputs are handled by the embedder (windowing) or rejected, as its
+	// documentation says.
+	MaxTokens int `json:"max_tokens"`
+}
+
+// Embedder turns texts into vectors.
+//
+// Contract:
+//   - Embed returns exactly one vector per input text, in input order, each of
+//     length Model().Dim. Vectors are L2-normalized unless the implementation
+//     documents otherwise.
+//   - Embed is deterministic for a given model and safe for concurrent use.
+//   - A text with nothing to embed yields an error wrapping ErrEmptyInput;
+//     such errors are permanent. Errors from remote providers say whether
+//     they are retryable through the classification in the retry decorator,
+//     never by string matching in callers.
+//   - Embed honours ctx cancellation between batches and returns ctx.Err().
+//   - The returned slices belong to the caller.
+type Embedder interface {
+	Model() ModelInfo
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+}
