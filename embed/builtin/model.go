@@ -39,15 +39,15 @@ type network struct {
 // layer is one transformer layer. Layer 0 widens 256 to 512 and therefore
 // projects its residual input (resW); layer 1 keeps 512.
 type layer struct {
-	dIn, dOut           int
-	attnScale           float32
-	attnLNs, attnLNb    []float32
-	qkvW, qkvB          []float32 // [dIn, 3*dIn]
-	outW, outB          []float32 // [dIn, dOut]
-	resW, resB          []float32 // [dIn, dOut], layer 0 only
-	ffnLNs, ffnLNb      []float32
-	conv1W, conv1B      []float32 // [dOut, 1536]
-	conv2W, conv2B      []float32 // [1536, dOut]
+	dIn, dOut        int
+	attnScale        float32
+	attnLNs, attnLNb []float32
+	qkvW, qkvB       []float32 // [dIn, 3*dIn]
+	outW, outB       []float32 // [dIn, dOut]
+	resW, resB       []float32 // [dIn, dOut], layer 0 only
+	ffnLNs, ffnLNb   []float32
+	conv1W, conv1B   []float32 // [dOut, 1536]
+	conv2W, conv2B   []float32 // [1536, dOut]
 }
 
 func loadNetwork(f *modelfile.File) (*network, error) {
