@@ -28,7 +28,7 @@ func F32ToF16(f float32) uint16 {
 		return sign | uint16(h)
 	default: // subnormal half or zero
 		shift := uint32(-14 - (exp - 127))
-		if exp == 0 || shift > 24 {
+		if exp == 0 || shift > 11 { // below half the smallest subnormal
 			return sign
 		}
 		m := mant | 0x800000 // implicit leading one
