@@ -239,3 +239,22 @@ type Index interface {
 	Delete(ctx context.Context, ids []ChunkID) error
 	Search(ctx context.Context, q Query) ([]Hit, error)
 }
+
+// CompareSequencers orders two S3 event sequencers for the same key: the
+// shorter is right-padded with zeros, then they compare as strings (as
+// AWS documents). It returns -1, 0 or +1.
+func CompareSequencers(a, b string) int {
+	for len(a) < len(b) {
+		a += "0"
+	}
+	for len(b) < len(a) {
+		b += "0"
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

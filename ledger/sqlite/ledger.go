@@ -1,0 +1,658 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/freshen-io/freshen"
+)
+
+// Ledger implements freshen.Ledger on a SQLite file.
+type Ledger struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+var _ freshen.Ledger = (*Ledger)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+	bucket TEXT NOT NULL, key TEXT NOT NULL,
+	etag TEXT NOT NULL, version_id TEXT NOT NULL, size INTEGER NOT NULL,
+	last_modified INTEGER NOT NULL,
+	state TEXT NOT NULL, reason TEXT NOT NULL, chunks INTEGER NOT NULL,
+	chunker TEXT NOT NULL, model TEXT NOT NULL, attempts INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks (
+	bucket TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL,
+	hash TEXT NOT NULL, ordinal INTEGER NOT NULL,
+	PRIMARY KEY (bucket, key, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (
+	bucket TEXT NOT NULL, key TEXT NOT NULL,
+	first_seen INTEGER NOT NULL, generation INTEGER NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
+	lease_owner TEXT NOT NULL DEFAULT '', lease_until INTEGER NOT NULL DEFAULT 0,
+	origin TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS queue_ready ON queue (not_before, first_seen);
+CREATE TABLE IF NOT EXISTS intents (
+	bucket TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, op TEXT NOT NULL,
+	PRIMARY KEY (bucket, key, id, op)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS embeddings (
+	model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,
+	PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sequencers (
+	bucket TEXT NOT NULL, key TEXT NOT NULL, sequencer TEXT NOT NULL,
+	PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+`
+
+// Open opens (creating if needed) the ledger at path.
+func Open(ctx context.Context, path string) (*Ledger, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(20000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	// NORMAL in WAL mode survives a killed process; only an OS crash or
+	// power loss can drop the last transactions.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: create schema: %w", path, err)
+	}
+	return &Ledger{db: db, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Enqueue implements freshen.Ledger. A change with a sequencer lower than
+// the highest seen for its key is still queued (events are only hints and
+// the worker reads the current state), but never lowers the stored one.
+func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	now := l.now()
+	return l.tx(ctx, func(tx *sql.Tx) error {
+		up, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin)
+			VALUES (?, ?, ?, 1, ?)
+			ON CONFLICT (bucket, key) DO UPDATE SET
+				first_seen = min(first_seen, excluded.first_seen),
+				generation = generation + 1,
+				not_before = min(not_before, ?)`)
+		if err != nil {
+			return err
+		}
+		defer up.Close()
+		for _, c := range changes {
+			t := c.EventTime
+			if t.IsZero() || t.After(now) {
+				t = now
+			}
+			if _, err := up.ExecContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, nanos(now)); err != nil {
+				return fmt.Errorf("sqlite: enqueue %s: %w", c.Key, err)
+			}
+			if c.Sequencer != "" {
+				if err := raiseSequencer(ctx, tx, c.Bucket, c.Key, c.Sequencer); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func raiseSequencer(ctx context.Context, tx *sql.Tx, bucket, key, seq string) error {
+	var cur string
+	err := tx.QueryRowContext(ctx, `SELECT sequencer FROM sequencers WHERE bucket = ? AND key = ?`, bucket, key).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if err == nil && freshen.CompareSequencers(seq, cur) <= 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO sequencers (bucket, key, sequencer) VALUES (?, ?, ?)
+		ON CONFLICT (bucket, key) DO UPDATE SET sequencer = excluded.sequencer`, bucket, key, seq)
+	return err
+}
+
+// Sequencer returns the highest sequencer seen for a key ("" if none).
+func (l *Ledger) Sequencer(ctx context.Context, bucket, key string) (string, error) {
+	var s string
+	err := l.db.QueryRowContext(ctx, `SELECT sequencer FROM sequencers WHERE bucket = ? AND key = ?`, bucket, key).Scan(&s)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return s, err
+}
+
+// Lease implements freshen.Ledger: the oldest ready keys whose lease is
+// free or expired.
+func (l *Ledger) Lease(ctx context.Context, owner string, max int, ttl time.Duration) ([]freshen.Lease, error) {
+	now := l.now()
+	var out []freshen.Lease
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin FROM queue
+			WHERE not_before <= ? AND lease_until <= ? ORDER BY first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), max)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var ls freshen.Lease
+			var first int64
+			if err := rows.Scan(&ls.Bucket, &ls.Key, &ls.Generation, &first, &ls.Attempts, &ls.Origin); err != nil {
+				rows.Close()
+				return err
+			}
+			ls.FirstSeen = fromNanos(first)
+			out = append(out, ls)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, ls := range out {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET lease_owner = ?, lease_until = ? WHERE bucket = ? AND key = ?`,
+				owner, nanos(now.Add(ttl)), ls.Bucket, ls.Key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lease: %w", err)
+	}
+	for i := range out {
+		out[i].Owner = owner
+	}
+	return out, nil
+}
+
+// checkLease reports whether the caller still holds the lease.
+func checkLease(ctx context.Context, tx *sql.Tx, ls freshen.Lease) (generation int64, err error) {
+	var owner string
+	err = tx.QueryRowContext(ctx, `SELECT generation, lease_owner FROM queue WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key).Scan(&generation, &owner)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && owner != ls.Owner) {
+		return 0, freshen.ErrLeaseLost
+	}
+	return generation, err
+}
+
+// Complete implements freshen.Ledger.
+func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commit) error {
+	now := l.now()
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		gen, err := checkLease(ctx, tx, ls)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key); err != nil {
+			return err
+		}
+		if c.Gone {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key); err != nil {
+				return err
+			}
+		} else {
+			if err := putObject(ctx, tx, c.Object, len(c.Chunks), now); err != nil {
+				return err
+			}
+			ins, err := tx.PrepareContext(ctx, `INSERT INTO chunks (bucket, key, id, hash, ordinal) VALUES (?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			defer ins.Close()
+			for _, ch := range c.Chunks {
+				if _, err := ins.ExecContext(ctx, ls.Bucket, ls.Key, string(ch.ID), string(ch.Hash), ch.Ordinal); err != nil {
+					return fmt.Errorf("chunk %s: %w", ch.ID, err)
+				}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM intents WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key); err != nil {
+			return err
+		}
+		if err := addCounters(ctx, tx, c.Work); err != nil {
+			return err
+		}
+		if gen == ls.Generation {
+			_, err = tx.ExecContext(ctx, `DELETE FROM queue WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key)
+		} else {
+			// A change arrived while we worked: keep the key queued, as of now.
+			_, err = tx.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, attempts = 0, not_before = 0,
+				first_seen = max(first_seen, ?) WHERE bucket = ? AND key = ?`, nanos(now), ls.Bucket, ls.Key)
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, freshen.ErrLeaseLost) {
+		return fmt.Errorf("sqlite: complete %s: %w", ls.Key, err)
+	}
+	return err
+}
+
+func putObject(ctx context.Context, tx *sql.Tx, o freshen.ObjectRecord, chunks int, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO objects (bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag, version_id = excluded.version_id, size = excluded.size,
+			last_modified = excluded.last_modified, state = excluded.state, reason = excluded.reason, chunks = excluded.chunks,
+			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at`,
+		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, nanos(o.LastModified), string(o.State), o.Reason, chunks,
+		o.Chunker, o.Model, o.Attempts, nanos(now))
+	return err
+}
+
+// Fail implements freshen.Ledger.
+func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, cause error, retryAt time.Time, maxAttempts int) error {
+	now := l.now()
+	msg := cause.Error()
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := checkLease(ctx, tx, ls); err != nil {
+			return err
+		}
+		var attempts int
+		if err := tx.QueryRowContext(ctx, `UPDATE queue SET attempts = attempts + 1, not_before = ?, lease_owner = '', lease_until = 0, last_error = ?
+			WHERE bucket = ? AND key = ? RETURNING attempts`, nanos(retryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
+			return err
+		}
+		if attempts < maxAttempts {
+			return nil
+		}
+		// Park it: keep the last good version's identity (if any) so the
+		// reconciler does not requeue an unchanged object forever.
+		o, err := getObject(ctx, tx, ls.Bucket, ls.Key)
+		if errors.Is(err, freshen.ErrNotFound) {
+			o = freshen.ObjectRecord{Bucket: ls.Bucket, Key: ls.Key}
+		} else if err != nil {
+			return err
+		}
+		var chunks int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM chunks WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key).Scan(&chunks); err != nil {
+			return err
+		}
+		o.State, o.Reason, o.Attempts = freshen.StateFailed, msg, attempts
+		if err := putObject(ctx, tx, o, chunks, now); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM queue WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key)
+		return err
+	})
+	if err != nil && !errors.Is(err, freshen.ErrLeaseLost) {
+		return fmt.Errorf("sqlite: fail %s: %w", ls.Key, err)
+	}
+	return err
+}
+
+// Backlog implements freshen.Ledger.
+func (l *Ledger) Backlog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*), min(first_seen) FROM queue`).Scan(&n, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("sqlite: backlog: %w", err)
+	}
+	return n, fromNanos(oldest.Int64), nil
+}
+
+const objectCols = `bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanObject(s scanner) (freshen.ObjectRecord, error) {
+	var o freshen.ObjectRecord
+	var lm, up int64
+	var state string
+	err := s.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up)
+	o.LastModified, o.UpdatedAt, o.State = fromNanos(lm), fromNanos(up), freshen.ObjectState(state)
+	return o, err
+}
+
+func getObject(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, bucket, key string) (freshen.ObjectRecord, error) {
+	o, err := scanObject(q.QueryRowContext(ctx, `SELECT `+objectCols+` FROM objects WHERE bucket = ? AND key = ?`, bucket, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, fmt.Errorf("sqlite: object %s: %w", key, freshen.ErrNotFound)
+	}
+	return o, err
+}
+
+// Object implements freshen.Ledger.
+func (l *Ledger) Object(ctx context.Context, bucket, key string) (freshen.ObjectRecord, error) {
+	return getObject(ctx, l.db, bucket, key)
+}
+
+// Chunks implements freshen.Ledger, in ordinal order.
+func (l *Ledger) Chunks(ctx context.Context, bucket, key string) ([]freshen.ChunkRef, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, hash, ordinal FROM chunks WHERE bucket = ? AND key = ? ORDER BY ordinal, id`, bucket, key)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: chunks %s: %w", key, err)
+	}
+	defer rows.Close()
+	var out []freshen.ChunkRef
+	for rows.Next() {
+		var c freshen.ChunkRef
+		var id, hash string
+		if err := rows.Scan(&id, &hash, &c.Ordinal); err != nil {
+			return nil, err
+		}
+		c.ID, c.Hash = freshen.ChunkID(id), freshen.ChunkHash(hash)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// objectsPage bounds how many rows one query of Objects reads, so a
+// listing of millions of objects holds neither memory nor a read
+// transaction for long.
+const objectsPage = 1000
+
+// Objects implements freshen.Ledger. It pages with keyset pagination; fn
+// runs outside any transaction and may call the ledger.
+func (l *Ledger) Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(freshen.ObjectRecord) error) error {
+	after := startAfter
+	if after < prefix {
+		// Everything under prefix sorts at or after prefix itself.
+		after = ""
+	}
+	for {
+		page, err := l.objectsPage(ctx, bucket, prefix, after)
+		if err != nil {
+			return err
+		}
+		for _, o := range page {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if len(page) < objectsPage {
+			return nil
+		}
+		after = page[len(page)-1].Key
+	}
+}
+
+func (l *Ledger) objectsPage(ctx context.Context, bucket, prefix, after string) ([]freshen.ObjectRecord, error) {
+	// Range on the primary key: keys under prefix lie in [prefix, prefixEnd).
+	query := `SELECT ` + objectCols + ` FROM objects WHERE bucket = ? AND key > ? AND key >= ?`
+	args := []any{bucket, after, prefix}
+	if end, ok := prefixEnd(prefix); ok {
+		query += ` AND key < ?`
+		args = append(args, end)
+	}
+	query += ` ORDER BY key LIMIT ?`
+	args = append(args, objectsPage)
+	rows, err := l.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: objects: %w", err)
+	}
+	defer rows.Close()
+	var out []freshen.ObjectRecord
+	for rows.Next() {
+		o, err := scanObject(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// prefixEnd returns the smallest string greater than every string with
+// the given prefix, in byte order; ok is false if there is none.
+func prefixEnd(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// BeginIntent implements freshen.Ledger. Intents accumulate until Complete.
+func (l *Ledger) BeginIntent(ctx context.Context, bucket, key string, in freshen.Intent) error {
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO intents (bucket, key, id, op) VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, id := range in.Upserts {
+			if _, err := ins.ExecContext(ctx, bucket, key, string(id), "upsert"); err != nil {
+				return err
+			}
+		}
+		for _, id := range in.Deletes {
+			if _, err := ins.ExecContext(ctx, bucket, key, string(id), "delete"); err != nil {
+				return err
+			}
+		}
+		// An empty intent still marks the key: write a sentinel.
+		if len(in.Upserts)+len(in.Deletes) == 0 {
+			_, err = ins.ExecContext(ctx, bucket, key, "", "mark")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: intent %s: %w", key, err)
+	}
+	return nil
+}
+
+// PendingIntent implements freshen.Ledger.
+func (l *Ledger) PendingIntent(ctx context.Context, bucket, key string) (freshen.Intent, bool, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, op FROM intents WHERE bucket = ? AND key = ? ORDER BY op, id`, bucket, key)
+	if err != nil {
+		return freshen.Intent{}, false, fmt.Errorf("sqlite: intent %s: %w", key, err)
+	}
+	defer rows.Close()
+	var in freshen.Intent
+	found := false
+	for rows.Next() {
+		var id, op string
+		if err := rows.Scan(&id, &op); err != nil {
+			return in, false, err
+		}
+		found = true
+		switch op {
+		case "upsert":
+			in.Upserts = append(in.Upserts, freshen.ChunkID(id))
+		case "delete":
+			in.Deletes = append(in.Deletes, freshen.ChunkID(id))
+		}
+	}
+	return in, found, rows.Err()
+}
+
+// KeysWithIntents implements freshen.Ledger.
+func (l *Ledger) KeysWithIntents(ctx context.Context) ([]freshen.Change, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT bucket, key FROM intents ORDER BY bucket, key`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: intents: %w", err)
+	}
+	defer rows.Close()
+	var out []freshen.Change
+	for rows.Next() {
+		c := freshen.Change{Origin: "recovery"}
+		if err := rows.Scan(&c.Bucket, &c.Key); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CachedEmbeddings implements freshen.Ledger.
+func (l *Ledger) CachedEmbeddings(ctx context.Context, model string, hashes []freshen.ChunkHash) (map[freshen.ChunkHash][]float32, error) {
+	out := make(map[freshen.ChunkHash][]float32, len(hashes))
+	const batch = 400 // stays under SQLite's bound-parameter limit
+	for start := 0; start < len(hashes); start += batch {
+		part := hashes[start:min(start+batch, len(hashes))]
+		args := []any{model}
+		for _, h := range part {
+			args = append(args, string(h))
+		}
+		rows, err := l.db.QueryContext(ctx, `SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: cached embeddings: %w", err)
+		}
+		for rows.Next() {
+			var h string
+			var blob []byte
+			if err := rows.Scan(&h, &blob); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[freshen.ChunkHash(h)] = decodeVector(blob)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// CacheEmbeddings implements freshen.Ledger.
+func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[freshen.ChunkHash][]float32) error {
+	if len(vecs) == 0 {
+		return nil
+	}
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO embeddings (model, hash, vector) VALUES (?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for h, v := range vecs {
+			if _, err := ins.ExecContext(ctx, model, string(h), EncodeVector(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: cache embeddings: %w", err)
+	}
+	return nil
+}
+
+// EncodeVector stores a vector as little-endian float32.
+func EncodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+func decodeVector(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+var counterNames = []string{"chunks_embedded", "chunks_reused", "tokens_embedded", "chars_embedded"}
+
+func addCounters(ctx context.Context, tx *sql.Tx, c freshen.Counters) error {
+	for i, v := range []int64{c.ChunksEmbedded, c.ChunksReused, c.TokensEmbedded, c.CharsEmbedded} {
+		if v == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, counterNames[i], v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddCounters adds work done outside a Complete (such as embeddings made
+// for an object whose processing then failed: the cost was still paid).
+func (l *Ledger) AddCounters(ctx context.Context, c freshen.Counters) error {
+	return l.tx(ctx, func(tx *sql.Tx) error { return addCounters(ctx, tx, c) })
+}
+
+// Counters implements freshen.Ledger.
+func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT name, value FROM counters`)
+	if err != nil {
+		return freshen.Counters{}, fmt.Errorf("sqlite: counters: %w", err)
+	}
+	defer rows.Close()
+	var c freshen.Counters
+	for rows.Next() {
+		var name string
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			return c, err
+		}
+		switch name {
+		case "chunks_embedded":
+			c.ChunksEmbedded = v
+		case "chunks_reused":
+			c.ChunksReused = v
+		case "tokens_embedded":
+			c.TokensEmbedded = v
+		case "chars_embedded":
+			c.CharsEmbedded = v
+		}
+	}
+	return c, rows.Err()
+}
