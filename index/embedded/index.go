@@ -1,0 +1,381 @@
+// Package embedded is freshen's zero-configuration vector index: records
+// in a SQLite file in the data directory, searched by exact cosine
+// similarity over vectors held in memory.
+//
+// Exact search is a deliberate choice for the embedded default: it is
+// always right, needs no tuning, and a brute-force scan of 100k 512-d
+// vectors takes tens of milliseconds. Larger corpora belong in pgvector or
+// another production index. This package must never be the only copy of
+// anything: everything in it can be rebuilt from the bucket and the
+// ledger's embedding cache.
+package embedded
+
+import (
+	"container/heap"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/freshen-io/freshen"
+)
+
+// Index implements freshen.Index.
+type Index struct {
+	db *sql.DB
+
+	mu sync.RWMutex
+	// loadedGen is the write generation the in-memory copy reflects; a
+	// write by another process bumps the stored one and triggers a reload.
+	loadedGen int64
+	loaded    bool
+	entries   map[freshen.ChunkID]*entry
+}
+
+type entry struct {
+	id     freshen.ChunkID
+	key    string
+	vector []float32 // unit length
+}
+
+var _ freshen.Index = (*Index)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS records (
+	id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL,
+	ordinal INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT NOT NULL, vector BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_key ON records (bucket, key);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
+`
+
+// Open opens (creating if needed) the index stored at path.
+func Open(ctx context.Context, path string) (*Index, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(20000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	return &Index{db: db}, nil
+}
+
+// Close closes the index.
+func (x *Index) Close() error { return x.db.Close() }
+
+// Upsert implements freshen.Index.
+func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	err := x.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO records (id, bucket, key, hash, ordinal, text, headings, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, r := range records {
+			if len(r.Vector) == 0 {
+				return fmt.Errorf("record %s has no vector", r.ID)
+			}
+			h, _ := json.Marshal(r.Headings)
+			if _, err := st.ExecContext(ctx, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, r.Text, string(h), encode(r.Vector)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: upsert: %w", err)
+	}
+	if x.loaded {
+		for _, r := range records {
+			x.entries[r.ID] = &entry{id: r.ID, key: r.Key, vector: unit(r.Vector)}
+		}
+	}
+	return nil
+}
+
+// Delete implements freshen.Index.
+func (x *Index) Delete(ctx context.Context, ids []freshen.ChunkID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	err := x.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `DELETE FROM records WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, id := range ids {
+			if _, err := st.ExecContext(ctx, string(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: delete: %w", err)
+	}
+	if x.loaded {
+		for _, id := range ids {
+			delete(x.entries, id)
+		}
+	}
+	return nil
+}
+
+// write runs fn in a transaction that also bumps the generation; if our
+// in-memory copy was current before, it stays current after (the caller
+// applies the same change to it), otherwise it is dropped.
+func (x *Index) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var gen int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'generation'`).Scan(&gen); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET v = ? WHERE k = 'generation'`, gen+1); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if x.loaded && x.loadedGen == gen {
+		x.loadedGen = gen + 1
+	} else {
+		x.loaded, x.entries = false, nil
+	}
+	return nil
+}
+
+// ensureLoaded (re)loads the vectors if another writer changed the file.
+func (x *Index) ensureLoaded(ctx context.Context) error {
+	var gen int64
+	if err := x.db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'generation'`).Scan(&gen); err != nil {
+		return err
+	}
+	x.mu.RLock()
+	fresh := x.loaded && x.loadedGen == gen
+	x.mu.RUnlock()
+	if fresh {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	tx, err := x.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'generation'`).Scan(&gen); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, key, vector FROM records`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	entries := map[freshen.ChunkID]*entry{}
+	for rows.Next() {
+		var id, key string
+		var blob []byte
+		if err := rows.Scan(&id, &key, &blob); err != nil {
+			return err
+		}
+		entries[freshen.ChunkID(id)] = &entry{id: freshen.ChunkID(id), key: key, vector: unit(decode(blob))}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	x.entries, x.loadedGen, x.loaded = entries, gen, true
+	return nil
+}
+
+// Search implements freshen.Index: exact cosine top-k.
+func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, error) {
+	if q.K <= 0 {
+		return nil, nil
+	}
+	if err := x.ensureLoaded(ctx); err != nil {
+		return nil, fmt.Errorf("embedded: search: %w", err)
+	}
+	qv := unit(q.Vector)
+	x.mu.RLock()
+	h := &topK{}
+	for _, e := range x.entries {
+		if q.Prefix != "" && !strings.HasPrefix(e.key, q.Prefix) {
+			continue
+		}
+		if len(e.vector) != len(qv) {
+			continue
+		}
+		s := dot(qv, e.vector)
+		if h.Len() < q.K {
+			heap.Push(h, scored{e.id, s})
+		} else if s > (*h)[0].score || (s == (*h)[0].score && e.id < (*h)[0].id) {
+			(*h)[0] = scored{e.id, s}
+			heap.Fix(h, 0)
+		}
+	}
+	x.mu.RUnlock()
+	best := make([]scored, h.Len())
+	for i := len(best) - 1; i >= 0; i-- {
+		best[i] = heap.Pop(h).(scored)
+	}
+	hits := make([]freshen.Hit, 0, len(best))
+	for _, b := range best {
+		r, err := x.record(ctx, b.id)
+		if err != nil {
+			return nil, fmt.Errorf("embedded: search: %w", err)
+		}
+		if r == nil {
+			continue // deleted by another writer since we loaded
+		}
+		hits = append(hits, freshen.Hit{Record: *r, Score: b.score})
+	}
+	return hits, nil
+}
+
+func (x *Index) record(ctx context.Context, id freshen.ChunkID) (*freshen.Record, error) {
+	var r freshen.Record
+	var rid, hash, headings string
+	err := x.db.QueryRowContext(ctx, `SELECT id, bucket, key, hash, ordinal, text, headings FROM records WHERE id = ?`, string(id)).
+		Scan(&rid, &r.Bucket, &r.Key, &hash, &r.Ordinal, &r.Text, &headings)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.ID, r.Hash = freshen.ChunkID(rid), freshen.ChunkHash(hash)
+	_ = json.Unmarshal([]byte(headings), &r.Headings)
+	return &r, nil
+}
+
+// All calls fn for every record in ID order, vectors included. It is for
+// verification and export, not the hot path.
+func (x *Index) All(ctx context.Context, fn func(freshen.Record) error) error {
+	rows, err := x.db.QueryContext(ctx, `SELECT id, bucket, key, hash, ordinal, text, headings, vector FROM records ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("embedded: all: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r freshen.Record
+		var id, hash, headings string
+		var blob []byte
+		if err := rows.Scan(&id, &r.Bucket, &r.Key, &hash, &r.Ordinal, &r.Text, &headings, &blob); err != nil {
+			return err
+		}
+		r.ID, r.Hash, r.Vector = freshen.ChunkID(id), freshen.ChunkHash(hash), decode(blob)
+		_ = json.Unmarshal([]byte(headings), &r.Headings)
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Count returns the number of records.
+func (x *Index) Count(ctx context.Context) (int, error) {
+	var n int
+	err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
+	return n, err
+}
+
+type scored struct {
+	id    freshen.ChunkID
+	score float32
+}
+
+// topK is a min-heap on score (ties: larger ID first out), so the root is
+// the weakest of the best k.
+type topK []scored
+
+func (h topK) Len() int { return len(h) }
+func (h topK) Less(i, j int) bool {
+	if h[i].score != h[j].score {
+		return h[i].score < h[j].score
+	}
+	return h[i].id > h[j].id
+}
+func (h topK) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *topK) Push(v any)   { *h = append(*h, v.(scored)) }
+func (h *topK) Pop() any {
+	old := *h
+	v := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return v
+}
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func unit(v []float32) []float32 {
+	var ss float64
+	for _, f := range v {
+		ss += float64(f) * float64(f)
+	}
+	out := make([]float32, len(v))
+	if ss == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(ss)
+	for i, f := range v {
+		out[i] = float32(float64(f) * inv)
+	}
+	return out
+}
+
+func encode(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+func decode(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
