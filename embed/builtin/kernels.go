@@ -1,27 +1,11 @@
 package builtin
 
-// Temporary portable kernels; replaced by internal/vecmath.
-func matmul(dst, a, b []float32, m, k, n int) {
-	clear(dst[:m*n])
-	for i := 0; i < m; i++ {
-		c := dst[i*n : (i+1)*n]
-		for p := 0; p < k; p++ {
-			axpy(a[i*k+p], b[p*n:(p+1)*n], c)
-		}
-	}
-}
+import "github.com/freshen-io/freshen/internal/vecmath"
 
-func dot(a, b []float32) float32 {
-	var s float32
-	for i, v := range a {
-		s += v * b[i]
-	}
-	return s
-}
+// The forward pass's float32 kernels: AVX2+FMA assembly on amd64, pure Go
+// elsewhere (see internal/vecmath).
+func matmul(dst, a, b []float32, m, k, n int) { vecmath.MatMul(dst[:m*n], a[:m*k], b[:k*n], m, k, n) }
 
-func axpy(alpha float32, x, y []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] += alpha * v
-	}
-}
+func dot(a, b []float32) float32 { return vecmath.Dot(a, b) }
+
+func axpy(alpha float32, x, y []float32) { vecmath.Axpy(alpha, x, y[:len(x)]) }
