@@ -19,3 +19,18 @@ ensure_go() {
     fi
   fi
 }
+
+VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
+
+# ensure_versitygw installs the pinned versitygw (an S3-compatible server
+# with real event notifications) into $FRESHEN_CACHE/bin, once.
+ensure_versitygw() {
+  local bin="$FRESHEN_CACHE/bin/versitygw" stamp="$FRESHEN_CACHE/bin/.versitygw-$VERSITYGW_VERSION"
+  if [ -x "$bin" ] && [ -f "$stamp" ]; then
+    return 0
+  fi
+  log "installing versitygw $VERSITYGW_VERSION into $FRESHEN_CACHE/bin (about 2 minutes, once)"
+  # Build outside the checkout so the project's go.mod is not involved.
+  (cd / && GOBIN="$FRESHEN_CACHE/bin" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+  touch "$stamp"
+}

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_go
+ensure_versitygw
 go mod download
 go vet ./...
 # -count=1: integration tests talk to real servers; never trust a cached pass.

@@ -1,0 +1,19 @@
+package testenv
+
+import (
+	"bytes"
+	"io"
+	"net/url"
+	"strings"
+)
+
+func bytesReader(b []byte) io.ReadSeeker { return bytes.NewReader(b) }
+
+// escapePath URL-encodes each segment of a key for x-amz-copy-source.
+func escapePath(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
