@@ -219,4 +219,3 @@ func Copy(t testing.TB, c *s3.Client, bucket, src, dst string, metadata map[stri
 func copySource(bucket, key string) string {
 	return bucket + "/" + escapePath(key)
 }
-
