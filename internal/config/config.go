@@ -1,0 +1,417 @@
+// Package config loads freshen's configuration: a YAML file with
+// kebab-case keys, then FRESHEN_* environment variables (one per key:
+// FRESHEN_SOURCE_BUCKET, FRESHEN_CHUNK_MAX_TOKENS...), then defaults. It
+// validates without touching the network and explains every mistake it
+// finds, all at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Source SourceConfig `yaml:"source"`
+	// DataDir holds the ledger and the embedded index.
+	DataDir string `yaml:"data-dir"`
+	// ReconcileInterval is how often `freshen run` lists the bucket to
+	// catch changes that no event announced.
+	ReconcileInterval Duration `yaml:"reconcile-interval"`
+	// Workers is how many objects are processed at once.
+	Workers int `yaml:"workers"`
+	// Listen is the HTTP API's address for `freshen run`.
+	Listen     string           `yaml:"listen"`
+	Chunk      ChunkConfig      `yaml:"chunk"`
+	Limits     LimitsConfig     `yaml:"limits"`
+	MassDelete MassDeleteConfig `yaml:"mass-delete"`
+}
+
+// SourceConfig says what to watch.
+type SourceConfig struct {
+	Bucket string `yaml:"bucket"`
+	// Prefix is one or several key prefixes; empty watches the bucket.
+	Prefix StringList `yaml:"prefix"`
+	// Include and Exclude are globs: `*` and `?` stay within a path
+	// segment, `**` crosses segments; a pattern without a slash matches
+	// the key's last segment. A key is watched if it matches an include
+	// (or there are none) and no exclude.
+	Include   StringList `yaml:"include"`
+	Exclude   StringList `yaml:"exclude"`
+	Endpoint  string     `yaml:"endpoint"`
+	Region    string     `yaml:"region"`
+	PathStyle bool       `yaml:"path-style"`
+}
+
+// ChunkConfig tunes the chunker; changing it re-chunks (and re-embeds)
+// every object, visibly, through the chunker version.
+type ChunkConfig struct {
+	MinTokens        int `yaml:"min-tokens"`
+	TargetTokens     int `yaml:"target-tokens"`
+	MaxTokens        int `yaml:"max-tokens"`
+	HardHeadingLevel int `yaml:"hard-heading-level"`
+	OverlapBlocks    int `yaml:"overlap-blocks"`
+}
+
+// LimitsConfig bounds the work one object may cause.
+type LimitsConfig struct {
+	MaxObjectBytes ByteSize `yaml:"max-object-bytes"`
+	// MaxAttempts is how often a failing object is retried before it is
+	// parked as failed (a dead letter).
+	MaxAttempts int `yaml:"max-attempts"`
+}
+
+// MassDeleteConfig is the breaker that stops a bad listing (wrong
+// credentials, prefix or endpoint) from emptying the index.
+type MassDeleteConfig struct {
+	// MaxFraction of the indexed objects one reconcile pass may delete.
+	MaxFraction float64 `yaml:"max-fraction"`
+	// MinObjects: passes deleting fewer objects than this never trip.
+	MinObjects int `yaml:"min-objects"`
+	// Allow disables the breaker.
+	Allow bool `yaml:"allow"`
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		DataDir:           ".freshen",
+		ReconcileInterval: Duration(5 * time.Minute),
+		Workers:           4,
+		Listen:            "127.0.0.1:8080",
+		Chunk:             ChunkConfig{MinTokens: 64, TargetTokens: 200, MaxTokens: 400, HardHeadingLevel: 3},
+		Limits:            LimitsConfig{MaxObjectBytes: 32 << 20, MaxAttempts: 5},
+		MassDelete:        MassDeleteConfig{MaxFraction: 0.5, MinObjects: 100},
+		Source:            SourceConfig{Region: ""},
+	}
+}
+
+// Load reads the file at path (optional: "" means no file), applies the
+// environment, and validates.
+func Load(file string, environ []string) (Config, error) {
+	cfg := Default()
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config: %s: %s", file, explainYAML(err))
+		}
+		if cfg.DataDir != "" && !strings.HasPrefix(cfg.DataDir, "/") {
+			// A relative data-dir is relative to the config file, so
+			// the same file works from any working directory.
+			cfg.DataDir = path.Join(path.Dir(file), cfg.DataDir)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+var fieldNotFound = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+
+// explainYAML turns yaml.v3's messages about unknown keys into advice.
+func explainYAML(err error) string {
+	msg := err.Error()
+	return fieldNotFound.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := fieldNotFound.FindStringSubmatch(m)
+		key := sub[1]
+		if s := suggest(key, knownKeys()); s != "" {
+			return fmt.Sprintf("unknown key %q (did you mean %q?)", key, s)
+		}
+		return fmt.Sprintf("unknown key %q", key)
+	})
+}
+
+// Validate checks everything that can be checked offline and reports all
+// problems together.
+func (c Config) Validate() error {
+	var errs []string
+	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if c.Source.Bucket == "" {
+		add("source.bucket is required (set it in the file or FRESHEN_SOURCE_BUCKET)")
+	} else if strings.ContainsAny(c.Source.Bucket, "/ ") {
+		add("source.bucket %q: a bucket name has no slashes or spaces; put a key prefix in source.prefix", c.Source.Bucket)
+	}
+	if e := c.Source.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		add("source.endpoint %q must start with http:// or https://", e)
+	}
+	for _, p := range append(append([]string{}, c.Source.Include...), c.Source.Exclude...) {
+		if _, err := compileGlob(p); err != nil {
+			add("glob %q: %v", p, err)
+		}
+	}
+	if c.DataDir == "" {
+		add("data-dir must not be empty")
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		add("workers = %d: want 1..256", c.Workers)
+	}
+	if c.ReconcileInterval < Duration(time.Second) {
+		add("reconcile-interval = %s: want at least 1s", c.ReconcileInterval)
+	}
+	ch := c.Chunk
+	if ch.MinTokens < 1 || ch.MinTokens >= ch.TargetTokens || ch.TargetTokens >= ch.MaxTokens {
+		add("chunk: want 1 <= min-tokens < target-tokens < max-tokens, got %d, %d, %d", ch.MinTokens, ch.TargetTokens, ch.MaxTokens)
+	}
+	if ch.HardHeadingLevel < 0 || ch.HardHeadingLevel > 6 {
+		add("chunk.hard-heading-level = %d: want 0..6", ch.HardHeadingLevel)
+	}
+	if ch.OverlapBlocks < 0 || ch.OverlapBlocks > 8 {
+		add("chunk.overlap-blocks = %d: want 0..8", ch.OverlapBlocks)
+	}
+	if c.Limits.MaxObjectBytes < 1 {
+		add("limits.max-object-bytes must be positive")
+	}
+	if c.Limits.MaxAttempts < 1 {
+		add("limits.max-attempts = %d: want at least 1", c.Limits.MaxAttempts)
+	}
+	if f := c.MassDelete.MaxFraction; f <= 0 || f > 1 {
+		add("mass-delete.max-fraction = %v: want a fraction in (0, 1]", f)
+	}
+	if c.MassDelete.MinObjects < 0 {
+		add("mass-delete.min-objects must not be negative")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %d problem(s):\n  - %s", len(errs), strings.Join(errs, "\n  - "))
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "90s", "5m", "1h30m".
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return d.set(n.Value) }
+
+func (d *Duration) set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (try 30s, 5m, 1h)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ByteSize is a size written as a number of bytes or with a unit: 512KiB,
+// 32MiB, 1GB.
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error { return b.set(n.Value) }
+
+var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([KMGT]I?B?|B)?$`)
+
+func (b *ByteSize) set(s string) error {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(strings.ToUpper(s)))
+	if m == nil {
+		return fmt.Errorf("%q is not a size (try 1048576, 512KiB, 32MiB)", s)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	unit := strings.TrimSuffix(strings.TrimSuffix(m[2], "B"), "I")
+	mult := map[string]float64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
+	*b = ByteSize(v * mult)
+	return nil
+}
+
+// StringList is a list written either as a YAML list or as one string
+// (comma-separated in environment variables).
+type StringList []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = StringList{n.Value}
+		if n.Value == "" {
+			*l = nil
+		}
+		return nil
+	case yaml.SequenceNode:
+		var s []string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*l = s
+		return nil
+	}
+	return fmt.Errorf("line %d: want a string or a list of strings", n.Line)
+}
+
+// applyEnv sets every key that has a FRESHEN_* variable.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "FRESHEN_") {
+			env[k] = v
+		}
+	}
+	var errs []string
+	known := map[string]bool{}
+	walk(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) {
+		name := EnvName(key)
+		known[name] = true
+		s, ok := env[name]
+		if !ok {
+			return
+		}
+		if err := setFromString(v, s); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+		}
+	})
+	for name := range env {
+		if !known[name] && !ignoredEnv[name] {
+			var keys []string
+			for k := range known {
+				keys = append(keys, k)
+			}
+			if s := suggest(name, keys); s != "" {
+				errs = append(errs, fmt.Sprintf("%s is not a setting (did you mean %s?)", name, s))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: environment:\n  - %s", strings.Join(errs, "\n  - "))
+	}
+	return nil
+}
+
+// ignoredEnv are FRESHEN_ variables that are not settings.
+var ignoredEnv = map[string]bool{"FRESHEN_CACHE": true, "FRESHEN_CONFIG": true}
+
+// EnvName is the environment variable of a dotted key:
+// "chunk.max-tokens" is FRESHEN_CHUNK_MAX_TOKENS.
+func EnvName(key string) string {
+	return "FRESHEN_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}
+
+// walk visits every leaf setting with its dotted key.
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			walk(fv, key, fn)
+			continue
+		}
+		fn(key, fv)
+	}
+}
+
+// Keys lists every setting's dotted key, for docs and `config check`.
+func Keys() []string { return knownKeys() }
+
+func knownKeys() []string {
+	var keys []string
+	c := Default()
+	walk(reflect.ValueOf(&c).Elem(), "", func(k string, _ reflect.Value) { keys = append(keys, k) })
+	return keys
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch p := v.Addr().Interface().(type) {
+	case *Duration:
+		return p.set(s)
+	case *ByteSize:
+		return p.set(s)
+	case *StringList:
+		*p = nil
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
+		return nil
+	case *string:
+		*p = s
+		return nil
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		*p = b
+		return nil
+	case *int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		*p = n
+		return nil
+	case *float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		*p = f
+		return nil
+	}
+	return fmt.Errorf("unsupported setting type %s", v.Type())
+}
+
+// suggest returns the candidate closest to s if it is close enough.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		last := c[strings.LastIndex(c, ".")+1:]
+		for _, form := range []string{c, last} {
+			if d := levenshtein(strings.ToLower(s), strings.ToLower(form)); d < bestD {
+				best, bestD = form, d
+			}
+		}
+	}
+	if bestD <= 3 && bestD < len(s)/2+1 {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

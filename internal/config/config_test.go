@@ -1,0 +1,100 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "freshen.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadFileAndEnv(t *testing.T) {
+	p := write(t, `
+source:
+  bucket: docs
+  prefix: [kb/, docs/]
+  include: "*.md"
+  endpoint: http://127.0.0.1:7070
+  path-style: true
+data-dir: state
+reconcile-interval: 90s
+workers: 3
+chunk:
+  max-tokens: 500
+limits:
+  max-object-bytes: 2MiB
+`)
+	cfg, err := Load(p, []string{"FRESHEN_WORKERS=7", "FRESHEN_SOURCE_EXCLUDE=drafts/**,*.tmp", "FRESHEN_MASS_DELETE_ALLOW=true", "PATH=/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Source.Bucket != "docs" || len(cfg.Source.Prefix) != 2 || cfg.Source.Include[0] != "*.md" || !cfg.Source.PathStyle {
+		t.Errorf("source = %+v", cfg.Source)
+	}
+	if cfg.DataDir != filepath.Join(filepath.Dir(p), "state") {
+		t.Errorf("data-dir = %q, want it relative to the file", cfg.DataDir)
+	}
+	if time.Duration(cfg.ReconcileInterval) != 90*time.Second || cfg.Workers != 7 || cfg.Chunk.MaxTokens != 500 || cfg.Chunk.MinTokens != 64 {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if cfg.Limits.MaxObjectBytes != 2<<20 || !cfg.MassDelete.Allow || len(cfg.Source.Exclude) != 2 {
+		t.Errorf("limits/mass-delete/exclude = %+v %+v %v", cfg.Limits, cfg.MassDelete, cfg.Source.Exclude)
+	}
+}
+
+func TestMistakesAreExplained(t *testing.T) {
+	for _, c := range []struct {
+		yaml, env, want string
+	}{
+		{"source:\n  bukcet: x\n", "", `unknown key "bukcet" (did you mean "bucket"?)`},
+		{"source: {bucket: x}\nworkers: 0\n", "", "workers = 0"},
+		{"source: {bucket: x}\nchunk: {min-tokens: 300}\n", "", "min-tokens < target-tokens"},
+		{"source: {bucket: x}\nreconcile-interval: soon\n", "", "is not a duration"},
+		{"source: {bucket: x}\nlimits: {max-object-bytes: lots}\n", "", "is not a size"},
+		{"source: {bucket: 'a/b'}\n", "", "put a key prefix in source.prefix"},
+		{"source: {bucket: x, endpoint: 'localhost:9000'}\n", "", "must start with http://"},
+		{"{}\n", "", "source.bucket is required"},
+		{"source: {bucket: x}\n", "FRESHEN_WORKRES=3", "did you mean FRESHEN_WORKERS?"},
+		{"source: {bucket: x}\n", "FRESHEN_WORKERS=many", "is not a whole number"},
+	} {
+		var env []string
+		if c.env != "" {
+			env = []string{c.env}
+		}
+		_, err := Load(write(t, c.yaml), env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q / %q: err = %v, want it to contain %q", c.yaml, c.env, err, c.want)
+		}
+	}
+}
+
+func TestFilter(t *testing.T) {
+	f, err := NewFilter(SourceConfig{Prefix: []string{"kb/", "docs/", "docs/inner/"}, Include: []string{"*.md", "docs/**/*.html"}, Exclude: []string{"**/drafts/**", "*.tmp.md"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.Prefixes(), ","); got != "docs/,kb/" {
+		t.Errorf("prefixes = %s", got)
+	}
+	for key, want := range map[string]bool{
+		"kb/a.md": true, "kb/deep/dir/b.md": true, "docs/x/y.html": true, "docs/y.html": true, "kb/y.html": false,
+		"other/a.md": false, "kb/drafts/a.md": false, "kb/a.tmp.md": false, "kb/a.MD": false, "kb/with space+plus%.md": true,
+	} {
+		if got := f.Match(key); got != want {
+			t.Errorf("Match(%q) = %v, want %v", key, got, want)
+		}
+	}
+	all, _ := NewFilter(SourceConfig{})
+	if !all.Match("anything/at all") || all.Prefixes()[0] != "" {
+		t.Error("empty filter should watch the whole bucket")
+	}
+}
