@@ -79,6 +79,14 @@ type Counters struct {
 	CharsEmbedded  int64 `json:"chars_embedded"`
 }
 
+// Summary is the ledger's totals.
+type Summary struct {
+	Indexed int `json:"indexed"`
+	Skipped int `json:"skipped"`
+	Failed  int `json:"failed"`
+	Chunks  int `json:"chunks"`
+}
+
 // Commit is the outcome of processing one leased key.
 type Commit struct {
 	// Object is the new state. When Gone is set the object no longer
@@ -137,6 +145,10 @@ type Ledger interface {
 	CacheEmbeddings(ctx context.Context, model string, vecs map[ChunkHash][]float32) error
 
 	Counters(ctx context.Context) (Counters, error)
+	// Summary counts objects by state and chunks in total.
+	Summary(ctx context.Context) (Summary, error)
+	// ObjectsInState lists up to limit objects in state, oldest update first.
+	ObjectsInState(ctx context.Context, state ObjectState, limit int) ([]ObjectRecord, error)
 	Close() error
 }
 

@@ -34,7 +34,11 @@ func (e usageError) Error() string { return e.msg }
 
 func commands() map[string]command {
 	return map[string]command{
-		"embed": {"embed texts with the built-in model and print the vectors", runEmbed},
+		"embed":  {"embed texts with the built-in model and print the vectors", runEmbed},
+		"sync":   {"reconcile the bucket with the index once, embedding only what changed", runSync},
+		"search": {"search the index", runSearch},
+		"status": {"show what is indexed, skipped, failed and pending", runStatus},
+		"config": {"config check: validate a configuration and explain mistakes", runConfig},
 	}
 }
 

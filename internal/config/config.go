@@ -415,3 +415,9 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// MarshalYAML writes durations as "5m0s".
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// MarshalYAML writes sizes in bytes.
+func (b ByteSize) MarshalYAML() (any, error) { return int64(b), nil }

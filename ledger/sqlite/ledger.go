@@ -656,3 +656,48 @@ func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 	}
 	return c, rows.Err()
 }
+
+// Summary implements freshen.Ledger.
+func (l *Ledger) Summary(ctx context.Context) (freshen.Summary, error) {
+	var s freshen.Summary
+	rows, err := l.db.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(chunks), 0) FROM objects GROUP BY state`)
+	if err != nil {
+		return s, fmt.Errorf("sqlite: summary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n, chunks int
+		if err := rows.Scan(&state, &n, &chunks); err != nil {
+			return s, err
+		}
+		switch freshen.ObjectState(state) {
+		case freshen.StateIndexed:
+			s.Indexed = n
+		case freshen.StateSkipped:
+			s.Skipped = n
+		case freshen.StateFailed:
+			s.Failed = n
+		}
+		s.Chunks += chunks
+	}
+	return s, rows.Err()
+}
+
+// ObjectsInState implements freshen.Ledger.
+func (l *Ledger) ObjectsInState(ctx context.Context, state freshen.ObjectState, limit int) ([]freshen.ObjectRecord, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+objectCols+` FROM objects WHERE state = ? ORDER BY updated_at, bucket, key LIMIT ?`, string(state), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: objects in state %s: %w", state, err)
+	}
+	defer rows.Close()
+	var out []freshen.ObjectRecord
+	for rows.Next() {
+		o, err := scanObject(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}

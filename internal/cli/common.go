@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/freshen-io/freshen/internal/app"
+	"github.com/freshen-io/freshen/internal/config"
+)
+
+// configFlag adds --config, which defaults to $FRESHEN_CONFIG.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", os.Getenv("FRESHEN_CONFIG"), "configuration file (YAML); every key can also be set with FRESHEN_* variables")
+}
+
+func loadConfig(file string) (config.Config, error) {
+	return config.Load(file, os.Environ())
+}
+
+// openApp loads the configuration and opens the components.
+func openApp(ctx context.Context, e *env, file string, o app.Options) (*app.App, error) {
+	cfg, err := loadConfig(file)
+	if err != nil {
+		return nil, err
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	a, err := app.Open(ctx, cfg, o)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	return a, nil
+}
+
+// isTerminal reports whether w is a terminal (for progress bars).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/app"
+)
+
+// SearchHit is one element of `freshen search --json` (and of the HTTP
+// API's /v1/search).
+type SearchHit struct {
+	Key      string   `json:"key"`
+	Score    float32  `json:"score"`
+	Text     string   `json:"text"`
+	Headings []string `json:"headings"`
+	Chunk    int      `json:"chunk"`
+	ID       string   `json:"id"`
+}
+
+// Search embeds query and returns the top k hits under prefix.
+func Search(ctx context.Context, a *app.App, query string, k int, prefix string) ([]SearchHit, error) {
+	if strings.TrimSpace(query) == "" {
+		return nil, usageError{"empty query"}
+	}
+	vecs, err := a.Embedder.Embed(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vecs[0], K: k, Prefix: prefix})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SearchHit, 0, len(hits))
+	for _, h := range hits {
+		hd := h.Headings
+		if hd == nil {
+			hd = []string{}
+		}
+		out = append(out, SearchHit{Key: h.Key, Score: h.Score, Text: h.Text, Headings: hd, Chunk: h.Ordinal, ID: string(h.ID)})
+	}
+	return out, nil
+}
+
+func runSearch(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "search", "search --config FILE [-k N] [--prefix P] [--json] QUERY")
+	cfgFile := configFlag(fs)
+	k := fs.Int("k", 5, "number of hits")
+	prefix := fs.String("prefix", "", "only keys starting with this prefix")
+	asJSON := fs.Bool("json", false, "print a JSON array of hits")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageError{"no query: freshen search [flags] QUERY"}
+	}
+	if *k < 1 || *k > 1000 {
+		return usageError{"-k must be between 1 and 1000"}
+	}
+	a, err := openApp(ctx, e, *cfgFile, app.Options{NoSource: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	hits, err := Search(ctx, a, strings.Join(pos, " "), *k, *prefix)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(hits)
+	}
+	if len(hits) == 0 {
+		fmt.Fprintln(e.stdout, "no hits (is the index empty? run `freshen sync`)")
+		return nil
+	}
+	for i, h := range hits {
+		trail := ""
+		if len(h.Headings) > 0 {
+			trail = "  › " + strings.Join(h.Headings, " › ")
+		}
+		fmt.Fprintf(e.stdout, "%d. %.3f  %s%s\n   %s\n", i+1, h.Score, h.Key, trail, snippet(h.Text, 200))
+	}
+	return nil
+}
+
+func snippet(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,143 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/freshen-io/freshen"
+)
+
+// TokenCounter is implemented by embedders that can count their own
+// tokens; the counters then report the model's tokens instead of the
+// chunker's estimate.
+type TokenCounter interface{ CountTokens(text string) int }
+
+// embedCache finds vectors for chunks: first in the ledger's durable
+// cache, then by embedding the misses. Concurrent requests for the same
+// chunk hash share one embedding (single flight), so identical chunks in
+// objects processed at the same time are still embedded once.
+type embedCache struct {
+	led   freshen.Ledger
+	emb   freshen.Embedder
+	batch int
+
+	mu       sync.Mutex
+	inflight map[freshen.ChunkHash]*call
+}
+
+type call struct {
+	done chan struct{}
+	vec  []float32
+	err  error
+}
+
+func newEmbedCache(led freshen.Ledger, emb freshen.Embedder, batch int) *embedCache {
+	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}}
+}
+
+// vectors returns a vector per distinct hash of chunks, and the embedding
+// work this call paid for.
+func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, freshen.Counters, error) {
+	var work freshen.Counters
+	texts := map[freshen.ChunkHash]string{}
+	var hashes []freshen.ChunkHash
+	for _, ch := range chunks {
+		if _, ok := texts[ch.Hash]; !ok {
+			texts[ch.Hash] = ch.Text
+			hashes = append(hashes, ch.Hash)
+		}
+	}
+	out, err := c.led.CachedEmbeddings(ctx, model, hashes)
+	if err != nil {
+		return nil, work, err
+	}
+	var mine []freshen.ChunkHash
+	waits := map[freshen.ChunkHash]*call{}
+	c.mu.Lock()
+	for _, h := range hashes {
+		if _, ok := out[h]; ok {
+			continue
+		}
+		if cl, ok := c.inflight[h]; ok {
+			waits[h] = cl
+			continue
+		}
+		cl := &call{done: make(chan struct{})}
+		c.inflight[h] = cl
+		waits[h] = cl
+		mine = append(mine, h)
+	}
+	c.mu.Unlock()
+
+	// Embed our misses in batches; every batch is cached durably as soon
+	// as it is back, so a crash loses at most the batch in flight.
+	for start := 0; start < len(mine); start += c.batch {
+		part := mine[start:min(start+c.batch, len(mine))]
+		batch := make([]string, len(part))
+		for i, h := range part {
+			batch[i] = texts[h]
+		}
+		vecs, err := c.emb.Embed(ctx, batch)
+		if err == nil && len(vecs) != len(batch) {
+			err = fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(batch))
+		}
+		if err == nil {
+			fresh := make(map[freshen.ChunkHash][]float32, len(part))
+			for i, h := range part {
+				fresh[h] = vecs[i]
+			}
+			err = c.led.CacheEmbeddings(ctx, model, fresh)
+			if err == nil {
+				work.ChunksEmbedded += int64(len(part))
+				for _, t := range batch {
+					work.CharsEmbedded += int64(len([]rune(t)))
+					work.TokensEmbedded += int64(c.countTokens(t))
+				}
+			}
+		}
+		c.mu.Lock()
+		for i, h := range part {
+			cl := c.inflight[h]
+			if err != nil {
+				cl.err = fmt.Errorf("embed: %w", err)
+			} else {
+				cl.vec = vecs[i]
+			}
+			close(cl.done)
+			delete(c.inflight, h)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			// Release the rest of ours so waiters do not hang.
+			c.mu.Lock()
+			for _, h := range mine[start+len(part):] {
+				cl := c.inflight[h]
+				cl.err = fmt.Errorf("embed: %w", err)
+				close(cl.done)
+				delete(c.inflight, h)
+			}
+			c.mu.Unlock()
+			return nil, work, fmt.Errorf("embed: %w", err)
+		}
+	}
+	for h, cl := range waits {
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			return nil, work, ctx.Err()
+		}
+		if cl.err != nil {
+			return nil, work, cl.err
+		}
+		out[h] = cl.vec
+	}
+	return out, work, nil
+}
+
+func (c *embedCache) countTokens(text string) int {
+	if tc, ok := c.emb.(TokenCounter); ok {
+		return tc.CountTokens(text)
+	}
+	return (len(text) + 3) / 4
+}
