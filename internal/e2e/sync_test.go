@@ -21,21 +21,21 @@ func oddCorpus() map[string][]byte {
 	r.Read(bin)
 	bin[10] = 0
 	c := map[string][]byte{
-		"notes/spaces in name.md":              []byte("# Spaces\n\nA note whose key has spaces about mountain hiking trails.\n"),
-		"notes/plus+sign.md":                   []byte(markdownDoc(11, 3, 3)),
-		"notes/percent%20literal.md":           []byte("# Percent\n\nThe key of this note has a literal percent sign followed by 20.\n"),
-		"ünïcödé/日本語 ファイル.md":                  []byte("# 日本語\n\n東京は日本の首都です。Unicode keys must work end to end.\n"),
-		"deep/a/b/c/d/e/f/g.txt":               []byte("A deeply nested plain text file.\n\nIt has two paragraphs about railway schedules."),
-		"empty.txt":                            {},
-		"binary.bin":                           bin,
-		"invalid-utf8.txt":                     []byte("caf\xe9 au lait costs \xff\xfe three euros in the harbor cafe.\n"),
-		"oversized.md":                         []byte(strings.Repeat("This line makes the object larger than the limit.\n", 2000)),
-		"site/page.html":                       []byte("<html><head><title>Page</title><script>var x=1;</script></head><body><h1>Welcome</h1><p>Our museum opens at nine.</p><ul><li>Tickets</li><li>Maps</li></ul></body></html>"),
-		"data/items.json":                      []byte(`[{"name":"lantern","price":12.5},{"name":"compass","price":30}]`),
-		"data/log.jsonl":                       []byte("{\"event\":\"login\",\"user\":\"ada\"}\n{\"event\":\"logout\",\"user\":\"ada\"}\nnot json\n"),
-		"odd/key with 'quote' & amp=1?.md":     []byte("# Odd\n\nQuotes, ampersands and question marks in keys.\n"),
-		"docs/unique.md":                       []byte("# Unique\n\n" + uniqueOld + "\n"),
-		"docs/space trailing .md":              []byte("Trailing space before the extension.\n"),
+		"notes/spaces in name.md":          []byte("# Spaces\n\nA note whose key has spaces about mountain hiking trails.\n"),
+		"notes/plus+sign.md":               []byte(markdownDoc(11, 3, 3)),
+		"notes/percent%20literal.md":       []byte("# Percent\n\nThe key of this note has a literal percent sign followed by 20.\n"),
+		"ünïcödé/日本語 ファイル.md":              []byte("# 日本語\n\n東京は日本の首都です。Unicode keys must work end to end.\n"),
+		"deep/a/b/c/d/e/f/g.txt":           []byte("A deeply nested plain text file.\n\nIt has two paragraphs about railway schedules."),
+		"empty.txt":                        {},
+		"binary.bin":                       bin,
+		"invalid-utf8.txt":                 []byte("caf\xe9 au lait costs \xff\xfe three euros in the harbor cafe.\n"),
+		"oversized.md":                     []byte(strings.Repeat("This line makes the object larger than the limit.\n", 2000)),
+		"site/page.html":                   []byte("<html><head><title>Page</title><script>var x=1;</script></head><body><h1>Welcome</h1><p>Our museum opens at nine.</p><ul><li>Tickets</li><li>Maps</li></ul></body></html>"),
+		"data/items.json":                  []byte(`[{"name":"lantern","price":12.5},{"name":"compass","price":30}]`),
+		"data/log.jsonl":                   []byte("{\"event\":\"login\",\"user\":\"ada\"}\n{\"event\":\"logout\",\"user\":\"ada\"}\nnot json\n"),
+		"odd/key with 'quote' & amp=1?.md": []byte("# Odd\n\nQuotes, ampersands and question marks in keys.\n"),
+		"docs/unique.md":                   []byte("# Unique\n\n" + uniqueOld + "\n"),
+		"docs/space trailing .md":          []byte("Trailing space before the extension.\n"),
 	}
 	for i := 0; i < 20; i++ {
 		c[fmt.Sprintf("corpus/doc-%02d.md", i)] = []byte(markdownDoc(int64(100+i), 2+i%3, 3))
