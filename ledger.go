@@ -116,7 +116,9 @@ type Commit struct {
 //     arrived, which keeps it queued).
 //   - Errors are retryable unless they wrap ErrNotFound.
 type Ledger interface {
-	Enqueue(ctx context.Context, changes []Change) error
+	// Enqueue returns how many of the changes' keys were not queued yet
+	// (the others coalesced into a pending entry).
+	Enqueue(ctx context.Context, changes []Change) (added int, err error)
 	Lease(ctx context.Context, owner string, max int, ttl time.Duration) ([]Lease, error)
 	Complete(ctx context.Context, l Lease, c Commit) error
 	// Fail records a failed attempt; after maxAttempts the key is parked

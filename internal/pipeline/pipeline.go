@@ -136,7 +136,8 @@ func (p *Pipeline) Recover(ctx context.Context) (int, error) {
 	for i := range keys {
 		keys[i].EventTime = time.Now()
 	}
-	return len(keys), p.led.Enqueue(ctx, keys)
+	_, err = p.led.Enqueue(ctx, keys)
+	return len(keys), err
 }
 
 // Drain processes keys until the queue is empty, waiting out retry

@@ -169,7 +169,7 @@ func (b *testBundle) enqueue(t *testing.T, keys ...string) {
 	for _, k := range keys {
 		cs = append(cs, freshen.Change{Bucket: "b", Key: k, EventTime: time.Now()})
 	}
-	if err := b.led.Enqueue(context.Background(), cs); err != nil {
+	if _, err := b.led.Enqueue(context.Background(), cs); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -52,6 +52,9 @@ type Report struct {
 	Vanished  int `json:"vanished"`
 	Unchanged int `json:"unchanged"`
 	Ignored   int `json:"ignored"`
+	// Found counts the changes queued by this pass for keys that had no
+	// pending change: changes no event announced (lost events).
+	Found int `json:"found"`
 	// MassDeleteBlocked is set when the breaker kept the vanished keys
 	// from being queued; Message says why.
 	MassDeleteBlocked bool          `json:"mass_delete_blocked"`
@@ -122,7 +125,8 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 		if len(batch) == 0 {
 			return nil
 		}
-		err := r.led.Enqueue(ctx, batch)
+		n, err := r.led.Enqueue(ctx, batch)
+		rep.Found += n
 		batch = batch[:0]
 		return err
 	}
@@ -208,7 +212,9 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 		r.log.Warn("mass delete blocked", "vanished", rep.Vanished, "indexed", rep.Ledger)
 		passErr = fmt.Errorf("reconcile: %w: %s", ErrMassDelete, rep.Message)
 	} else if rep.Vanished > 0 {
-		if err := r.queueSpilled(ctx, spill.Name(), now); err != nil {
+		n, err := r.queueSpilled(ctx, spill.Name(), now)
+		rep.Found += n
+		if err != nil {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 	}
@@ -228,11 +234,12 @@ func (r *Reconciler) stale(row freshen.ObjectRecord, obj freshen.ObjectInfo) boo
 	return (r.cfg.Chunker != "" && row.Chunker != r.cfg.Chunker) || (r.cfg.Model != "" && row.Model != r.cfg.Model)
 }
 
-func (r *Reconciler) queueSpilled(ctx context.Context, name string, now time.Time) error {
+func (r *Reconciler) queueSpilled(ctx context.Context, name string, now time.Time) (int, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	found := 0
 	defer f.Close()
 	dec := json.NewDecoder(bufio.NewReader(f))
 	var batch []freshen.Change
@@ -242,18 +249,18 @@ func (r *Reconciler) queueSpilled(ctx context.Context, name string, now time.Tim
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return err
+			return found, err
 		}
 		batch = append(batch, freshen.Change{Bucket: r.cfg.Bucket, Key: key, Kind: freshen.ChangeDelete, EventTime: now, Origin: "reconcile"})
 		if len(batch) >= enqueueBatch {
-			if err := r.led.Enqueue(ctx, batch); err != nil {
-				return err
+			n, err := r.led.Enqueue(ctx, batch)
+			found += n
+			if err != nil {
+				return found, err
 			}
 			batch = batch[:0]
 		}
 	}
-	if len(batch) > 0 {
-		return r.led.Enqueue(ctx, batch)
-	}
-	return nil
+	n, err := r.led.Enqueue(ctx, batch)
+	return found + n, err
 }

@@ -44,7 +44,9 @@ func setup(t *testing.T, indexed ...string) (*sqlite.Ledger, string) {
 	}
 	t.Cleanup(func() { led.Close() })
 	for _, k := range indexed {
-		led.Enqueue(ctx, []freshen.Change{{Bucket: "b", Key: k}})
+		if _, err := led.Enqueue(ctx, []freshen.Change{{Bucket: "b", Key: k}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ls, _ := led.Lease(ctx, "w", len(indexed)+1, time.Minute)
 	for _, l := range ls {

@@ -122,18 +122,21 @@ func fromNanos(n int64) time.Time {
 // Enqueue implements freshen.Ledger. A change with a sequencer lower than
 // the highest seen for its key is still queued (events are only hints and
 // the worker reads the current state), but never lowers the stored one.
-func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) error {
+func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, error) {
 	if len(changes) == 0 {
-		return nil
+		return 0, nil
 	}
 	now := l.now()
-	return l.tx(ctx, func(tx *sql.Tx) error {
+	added := 0
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		added = 0
 		up, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin)
 			VALUES (?, ?, ?, 1, ?)
 			ON CONFLICT (bucket, key) DO UPDATE SET
 				first_seen = min(first_seen, excluded.first_seen),
 				generation = generation + 1,
-				not_before = min(not_before, ?)`)
+				not_before = min(not_before, ?)
+			RETURNING generation`)
 		if err != nil {
 			return err
 		}
@@ -143,8 +146,12 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) error {
 			if t.IsZero() || t.After(now) {
 				t = now
 			}
-			if _, err := up.ExecContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, nanos(now)); err != nil {
+			var gen int64
+			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, nanos(now)).Scan(&gen); err != nil {
 				return fmt.Errorf("sqlite: enqueue %s: %w", c.Key, err)
+			}
+			if gen == 1 {
+				added++
 			}
 			if c.Sequencer != "" {
 				if err := raiseSequencer(ctx, tx, c.Bucket, c.Key, c.Sequencer); err != nil {
@@ -154,6 +161,7 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) error {
 		}
 		return nil
 	})
+	return added, err
 }
 
 func raiseSequencer(ctx context.Context, tx *sql.Tx, bucket, key, seq string) error {

@@ -37,8 +37,12 @@ func TestQueueCoalesces(t *testing.T) {
 	ctx := context.Background()
 	l, b := setup(t)
 	t0 := b.now.Add(-time.Minute)
-	must(t, l.Enqueue(ctx, []freshen.Change{change("k", t0.Add(10*time.Second)), change("k", t0), change("other", t0.Add(time.Second))}))
-	must(t, l.Enqueue(ctx, []freshen.Change{change("k", t0.Add(20*time.Second))}))
+	if n := mustEnqueue(t, l, []freshen.Change{change("k", t0.Add(10*time.Second)), change("k", t0), change("other", t0.Add(time.Second))}); n != 2 {
+		t.Fatalf("added = %d, want 2", n)
+	}
+	if n := mustEnqueue(t, l, []freshen.Change{change("k", t0.Add(20*time.Second))}); n != 0 {
+		t.Fatalf("added = %d for a queued key", n)
+	}
 	n, oldest, err := l.Backlog(ctx)
 	must(t, err)
 	if n != 2 || !oldest.Equal(t0) {
@@ -70,10 +74,10 @@ func TestQueueCoalesces(t *testing.T) {
 func TestChangeDuringProcessingStaysQueued(t *testing.T) {
 	ctx := context.Background()
 	l, b := setup(t)
-	must(t, l.Enqueue(ctx, []freshen.Change{change("k", b.now)}))
+	mustEnqueue(t, l, []freshen.Change{change("k", b.now)})
 	ls, err := l.Lease(ctx, "w", 1, time.Minute)
 	must(t, err)
-	must(t, l.Enqueue(ctx, []freshen.Change{change("k", b.now)})) // arrives mid-flight
+	mustEnqueue(t, l, []freshen.Change{change("k", b.now)}) // arrives mid-flight
 	obj := freshen.ObjectRecord{Bucket: "b", Key: "k", ETag: "e1", State: freshen.StateIndexed}
 	must(t, l.Complete(ctx, ls[0], freshen.Commit{Object: obj}))
 	n, _, err := l.Backlog(ctx)
@@ -92,7 +96,7 @@ func TestChangeDuringProcessingStaysQueued(t *testing.T) {
 func TestCompleteReplacesChunksAtomically(t *testing.T) {
 	ctx := context.Background()
 	l, b := setup(t)
-	must(t, l.Enqueue(ctx, []freshen.Change{change("doc.md", b.now)}))
+	mustEnqueue(t, l, []freshen.Change{change("doc.md", b.now)})
 	ls, _ := l.Lease(ctx, "w", 1, time.Minute)
 	must(t, l.BeginIntent(ctx, "b", "doc.md", freshen.Intent{Upserts: []freshen.ChunkID{"c1", "c2"}}))
 	if keys, _ := l.KeysWithIntents(ctx); len(keys) != 1 || keys[0].Key != "doc.md" {
@@ -127,7 +131,7 @@ func TestCompleteReplacesChunksAtomically(t *testing.T) {
 		t.Fatalf("counters = %+v", c)
 	}
 	// Deleting the object removes its row and chunks.
-	must(t, l.Enqueue(ctx, []freshen.Change{change("doc.md", b.now)}))
+	mustEnqueue(t, l, []freshen.Change{change("doc.md", b.now)})
 	ls, _ = l.Lease(ctx, "w", 1, time.Minute)
 	must(t, l.Complete(ctx, ls[0], freshen.Commit{Gone: true}))
 	if _, err := l.Object(ctx, "b", "doc.md"); !errors.Is(err, freshen.ErrNotFound) {
@@ -141,7 +145,7 @@ func TestCompleteReplacesChunksAtomically(t *testing.T) {
 func TestFailBacksOffThenParks(t *testing.T) {
 	ctx := context.Background()
 	l, b := setup(t)
-	must(t, l.Enqueue(ctx, []freshen.Change{change("bad", b.now)}))
+	mustEnqueue(t, l, []freshen.Change{change("bad", b.now)})
 	for attempt := 1; attempt <= 3; attempt++ {
 		ls, err := l.Lease(ctx, "w", 1, time.Minute)
 		must(t, err)
@@ -175,7 +179,7 @@ func TestObjectsInKeyOrderWithPrefixAndPaging(t *testing.T) {
 	}
 	keys = append(keys, "docs", "docs0", "doct/x", "a", "docs/\xff", "docs/ü")
 	for _, k := range keys {
-		must(t, l.Enqueue(ctx, []freshen.Change{change(k, b.now)}))
+		mustEnqueue(t, l, []freshen.Change{change(k, b.now)})
 	}
 	for {
 		ls, err := l.Lease(ctx, "w", 500, time.Minute)
@@ -222,7 +226,7 @@ func TestSequencerOnlyRises(t *testing.T) {
 	for _, s := range []string{"0A1", "0B", "09FF"} {
 		c := change("k", b.now)
 		c.Sequencer = s
-		must(t, l.Enqueue(ctx, []freshen.Change{c}))
+		mustEnqueue(t, l, []freshen.Change{c})
 	}
 	if s, _ := l.Sequencer(ctx, "b", "k"); s != "0B" {
 		t.Fatalf("sequencer = %q, want 0B", s)
@@ -232,7 +236,7 @@ func TestSequencerOnlyRises(t *testing.T) {
 func TestReopenKeepsState(t *testing.T) {
 	ctx := context.Background()
 	l, b := setup(t)
-	must(t, l.Enqueue(ctx, []freshen.Change{change("k", b.now)}))
+	mustEnqueue(t, l, []freshen.Change{change("k", b.now)})
 	l.Close()
 	l2, err := Open(ctx, b.path)
 	must(t, err)
@@ -247,4 +251,13 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustEnqueue(t *testing.T, l *Ledger, changes []freshen.Change) int {
+	t.Helper()
+	n, err := l.Enqueue(context.Background(), changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
