@@ -6,44 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 )
-
-// SearchHit is one element of `freshen search --json` (and of the HTTP
-// API's /v1/search).
-type SearchHit struct {
-	Key      string   `json:"key"`
-	Score    float32  `json:"score"`
-	Text     string   `json:"text"`
-	Headings []string `json:"headings"`
-	Chunk    int      `json:"chunk"`
-	ID       string   `json:"id"`
-}
-
-// Search embeds query and returns the top k hits under prefix.
-func Search(ctx context.Context, a *app.App, query string, k int, prefix string) ([]SearchHit, error) {
-	if strings.TrimSpace(query) == "" {
-		return nil, usageError{"empty query"}
-	}
-	vecs, err := a.Embedder.Embed(ctx, []string{query})
-	if err != nil {
-		return nil, err
-	}
-	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vecs[0], K: k, Prefix: prefix})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]SearchHit, 0, len(hits))
-	for _, h := range hits {
-		hd := h.Headings
-		if hd == nil {
-			hd = []string{}
-		}
-		out = append(out, SearchHit{Key: h.Key, Score: h.Score, Text: h.Text, Headings: hd, Chunk: h.Ordinal, ID: string(h.ID)})
-	}
-	return out, nil
-}
 
 func runSearch(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "search", "search --config FILE [-k N] [--prefix P] [--json] QUERY")
@@ -66,7 +30,7 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer a.Close()
-	hits, err := Search(ctx, a, strings.Join(pos, " "), *k, *prefix)
+	hits, err := a.Search(ctx, strings.Join(pos, " "), *k, *prefix)
 	if err != nil {
 		return err
 	}

@@ -26,16 +26,11 @@ type syncSummary struct {
 	ChunksReused   int64            `json:"chunks_reused"`
 	TokensEmbedded int64            `json:"tokens_embedded"`
 	CharsEmbedded  int64            `json:"chars_embedded"`
-	Failed         []keyReason      `json:"failed"`
-	Skipped        []keyReason      `json:"skipped"`
+	Failed         []app.KeyReason  `json:"failed"`
+	Skipped        []app.KeyReason  `json:"skipped"`
 	DurationMS     int64            `json:"duration_ms"`
 	InSync         bool             `json:"in_sync"`
 	Message        string           `json:"message,omitempty"`
-}
-
-type keyReason struct {
-	Key    string `json:"key"`
-	Reason string `json:"reason"`
 }
 
 func runSync(ctx context.Context, e *env, args []string) error {
@@ -53,7 +48,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	}
 	defer a.Close()
 	start := time.Now()
-	sum := syncSummary{Outcomes: map[string]int{}, Failed: []keyReason{}, Skipped: []keyReason{}}
+	sum := syncSummary{Outcomes: map[string]int{}, Failed: []app.KeyReason{}, Skipped: []app.KeyReason{}}
 
 	prog := newProgress(e.stderr, !*quiet && !*asJSON && isTerminal(e.stderr))
 	var mu sync.Mutex
@@ -68,9 +63,9 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		sum.CharsEmbedded += r.Work.CharsEmbedded
 		switch r.Outcome {
 		case pipeline.OutcomeFailed:
-			sum.Failed = append(sum.Failed, keyReason{r.Key, r.Reason})
+			sum.Failed = append(sum.Failed, app.KeyReason{Key: r.Key, Reason: r.Reason})
 		case pipeline.OutcomeSkipped:
-			sum.Skipped = append(sum.Skipped, keyReason{r.Key, r.Reason})
+			sum.Skipped = append(sum.Skipped, app.KeyReason{Key: r.Key, Reason: r.Reason})
 		}
 		prog.update(sum.Processed, sum.ChunksEmbedded, sum.ChunksReused)
 	})

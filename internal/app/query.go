@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/freshen-io/freshen"
+)
+
+// ErrEmptyQuery is returned for a blank search query.
+var ErrEmptyQuery = errors.New("empty query")
+
+// KeyReason names an object and why it is skipped or failed.
+type KeyReason struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// SearchHit is one element of `freshen search --json` (and of the HTTP
+// API's /v1/search).
+type SearchHit struct {
+	Key      string   `json:"key"`
+	Score    float32  `json:"score"`
+	Text     string   `json:"text"`
+	Headings []string `json:"headings"`
+	Chunk    int      `json:"chunk"`
+	ID       string   `json:"id"`
+}
+
+// Search embeds query and returns the top k hits under prefix.
+func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([]SearchHit, error) {
+	if strings.TrimSpace(query) == "" {
+		return nil, ErrEmptyQuery
+	}
+	vecs, err := a.Embedder.Embed(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vecs[0], K: k, Prefix: prefix})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SearchHit, 0, len(hits))
+	for _, h := range hits {
+		hd := h.Headings
+		if hd == nil {
+			hd = []string{}
+		}
+		out = append(out, SearchHit{Key: h.Key, Score: h.Score, Text: h.Text, Headings: hd, Chunk: h.Ordinal, ID: string(h.ID)})
+	}
+	return out, nil
+}
+
+// Status is `freshen status --json` (and the HTTP API's /v1/status).
+type Status struct {
+	Objects        int         `json:"objects"`
+	Chunks         int         `json:"chunks"`
+	ChunksEmbedded int64       `json:"chunks_embedded"`
+	ChunksReused   int64       `json:"chunks_reused"`
+	TokensEmbedded int64       `json:"tokens_embedded"`
+	CharsEmbedded  int64       `json:"chars_embedded"`
+	Backlog        int         `json:"backlog"`
+	OldestPending  *time.Time  `json:"oldest_pending,omitempty"`
+	SkippedTotal   int         `json:"skipped_total"`
+	FailedTotal    int         `json:"failed_total"`
+	Skipped        []KeyReason `json:"skipped"`
+	Failed         []KeyReason `json:"failed"`
+	Model          string      `json:"model"`
+	Chunker        string      `json:"chunker"`
+}
+
+const statusListLimit = 100
+
+// GetStatus reads the ledger's totals.
+func (a *App) Status(ctx context.Context) (Status, error) {
+	var s Status
+	sum, err := a.Ledger.Summary(ctx)
+	if err != nil {
+		return s, err
+	}
+	c, err := a.Ledger.Counters(ctx)
+	if err != nil {
+		return s, err
+	}
+	n, oldest, err := a.Ledger.Backlog(ctx)
+	if err != nil {
+		return s, err
+	}
+	s = Status{Objects: sum.Indexed, Chunks: sum.Chunks, ChunksEmbedded: c.ChunksEmbedded, ChunksReused: c.ChunksReused,
+		TokensEmbedded: c.TokensEmbedded, CharsEmbedded: c.CharsEmbedded, Backlog: n, SkippedTotal: sum.Skipped, FailedTotal: sum.Failed,
+		Skipped: []KeyReason{}, Failed: []KeyReason{}, Model: a.Embedder.Model().Name, Chunker: a.Chunker.Version()}
+	if !oldest.IsZero() {
+		s.OldestPending = &oldest
+	}
+	for state, dst := range map[freshen.ObjectState]*[]KeyReason{freshen.StateSkipped: &s.Skipped, freshen.StateFailed: &s.Failed} {
+		objs, err := a.Ledger.ObjectsInState(ctx, state, statusListLimit)
+		if err != nil {
+			return s, err
+		}
+		for _, o := range objs {
+			*dst = append(*dst, KeyReason{Key: o.Key, Reason: o.Reason})
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,125 @@
+// Package metrics holds freshen's Prometheus collectors. They are
+// registered on an injected registry (never the global one), and their
+// labels are bounded: origin, outcome, reason — never an object key.
+package metrics
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/freshen-io/freshen/internal/pipeline"
+	"github.com/freshen-io/freshen/internal/reconcile"
+)
+
+// Metrics are the collectors of one freshen process.
+type Metrics struct {
+	FreshnessLag      prometheus.Histogram
+	EmbedSeconds      prometheus.Histogram
+	ProcessSeconds    prometheus.Histogram
+	Backlog           prometheus.Gauge
+	BacklogOldestAge  prometheus.Gauge
+	EventsReceived    *prometheus.CounterVec
+	EventsMalformed   *prometheus.CounterVec
+	EventsIgnored     *prometheus.CounterVec
+	ChunksEmbedded    prometheus.Counter
+	ChunksReused      prometheus.Counter
+	TokensEmbedded    prometheus.Counter
+	CharsEmbedded     prometheus.Counter
+	ObjectsProcessed  *prometheus.CounterVec
+	ReconcileDuration prometheus.Histogram
+	ReconcilePasses   *prometheus.CounterVec
+	KeysScanned       prometheus.Counter
+	FoundByReconcile  prometheus.Counter
+}
+
+// New creates the collectors and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	lagBuckets := []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800}
+	m := &Metrics{
+		FreshnessLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "freshen_freshness_lag_seconds",
+			Help: "Time from a change (its event time, or when the reconciler found it) until it is searchable.", Buckets: lagBuckets}),
+		EmbedSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "freshen_embed_seconds",
+			Help: "Time one object's processing waited for the embedder.", Buckets: lagBuckets}),
+		ProcessSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "freshen_object_process_seconds",
+			Help: "Time to process one key, from lease to commit.", Buckets: lagBuckets}),
+		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_backlog_keys",
+			Help: "Keys waiting to be processed."}),
+		BacklogOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_backlog_oldest_age_seconds",
+			Help: "Age of the oldest unprocessed change (0 when the backlog is empty)."}),
+		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_received_total",
+			Help: "Event messages received, by transport."}, []string{"origin"}),
+		EventsMalformed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_malformed_total",
+			Help: "Event messages rejected as malformed (the reconciler still finds their changes)."}, []string{"origin"}),
+		EventsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_ignored_total",
+			Help: "Event records ignored: test events, other buckets, keys outside the filters."}, []string{"origin", "reason"}),
+		ChunksEmbedded: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_chunks_embedded_total",
+			Help: "Chunks sent to the embedder."}),
+		ChunksReused: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_chunks_reused_total",
+			Help: "Chunks of processed objects that needed no embedding (unchanged or cached)."}),
+		TokensEmbedded: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_tokens_embedded_total",
+			Help: "Tokens sent to the embedder."}),
+		CharsEmbedded: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_chars_embedded_total",
+			Help: "Characters sent to the embedder."}),
+		ObjectsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_objects_processed_total",
+			Help: "Keys processed, by outcome."}, []string{"outcome"}),
+		ReconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "freshen_reconcile_duration_seconds",
+			Help: "Duration of reconcile passes.", Buckets: lagBuckets}),
+		ReconcilePasses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_reconcile_passes_total",
+			Help: "Reconcile passes, by result (ok, error, mass_delete_blocked)."}, []string{"result"}),
+		KeysScanned: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_reconcile_keys_scanned_total",
+			Help: "Keys listed by reconcile passes."}),
+		FoundByReconcile: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_changes_found_by_reconcile_total",
+			Help: "Changes that no event announced, found by the reconciler: the measure of lost events."}),
+	}
+	reg.MustRegister(m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
+		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.CharsEmbedded,
+		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile)
+	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted,
+		pipeline.OutcomeSkipped, pipeline.OutcomeRetry, pipeline.OutcomeFailed} {
+		m.ObjectsProcessed.WithLabelValues(string(o))
+	}
+	return m
+}
+
+// ObserveResult records one processed key.
+func (m *Metrics) ObserveResult(r pipeline.Result) {
+	m.ObjectsProcessed.WithLabelValues(string(r.Outcome)).Inc()
+	m.ChunksEmbedded.Add(float64(r.Work.ChunksEmbedded))
+	m.ChunksReused.Add(float64(r.Work.ChunksReused))
+	m.TokensEmbedded.Add(float64(r.Work.TokensEmbedded))
+	m.CharsEmbedded.Add(float64(r.Work.CharsEmbedded))
+	m.ProcessSeconds.Observe(r.Duration.Seconds())
+	if r.EmbedTime > 0 {
+		m.EmbedSeconds.Observe(r.EmbedTime.Seconds())
+	}
+	if r.Err == nil && !r.FirstSeen.IsZero() {
+		m.FreshnessLag.Observe(time.Since(r.FirstSeen).Seconds())
+	}
+}
+
+// ObserveReconcile records one reconcile pass.
+func (m *Metrics) ObserveReconcile(rep reconcile.Report, err error) {
+	result := "ok"
+	switch {
+	case errors.Is(err, reconcile.ErrMassDelete):
+		result = "mass_delete_blocked"
+	case err != nil:
+		result = "error"
+	}
+	m.ReconcilePasses.WithLabelValues(result).Inc()
+	m.ReconcileDuration.Observe(rep.Duration.Seconds())
+	m.KeysScanned.Add(float64(rep.Listed))
+	m.FoundByReconcile.Add(float64(rep.Found))
+}
+
+// SetBacklog records the queue's size and its oldest change.
+func (m *Metrics) SetBacklog(n int, oldest time.Time) {
+	m.Backlog.Set(float64(n))
+	if n == 0 || oldest.IsZero() {
+		m.BacklogOldestAge.Set(0)
+		return
+	}
+	m.BacklogOldestAge.Set(time.Since(oldest).Seconds())
+}
