@@ -124,6 +124,12 @@ type Ledger interface {
 	// Fail records a failed attempt; after maxAttempts the key is parked
 	// as StateFailed with the error and leaves the queue.
 	Fail(ctx context.Context, l Lease, cause error, retryAt time.Time, maxAttempts int) error
+	// Release gives a lease back unprocessed (graceful shutdown).
+	Release(ctx context.Context, l Lease) error
+	// ReleaseAll frees every lease. Only for a process that knows no other
+	// process uses the ledger (it holds the data directory's lock) and is
+	// starting up: leases left by a crashed run are then stale.
+	ReleaseAll(ctx context.Context) error
 	// Backlog returns the number of queued keys and the oldest FirstSeen.
 	Backlog(ctx context.Context) (n int, oldest time.Time, err error)
 

@@ -36,6 +36,7 @@ type App struct {
 	Extractor freshen.Extractor
 	Chunker   freshen.Chunker
 	Log       *slog.Logger
+	lock      *os.File
 }
 
 // Options adjust Open.
@@ -47,6 +48,10 @@ type Options struct {
 	// NoSource skips building the S3 client (search and status do not
 	// need one).
 	NoSource bool
+	// Exclusive locks the data directory for this process (sync and run
+	// write; search and status only read) and frees leases that a crashed
+	// predecessor left.
+	Exclusive bool
 }
 
 // Open builds every component. Close releases them.
@@ -61,6 +66,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
+	}
+	if o.Exclusive {
+		if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	if !o.NoSource {
 		src, err := s3source.New(ctx, s3source.Config{Bucket: cfg.Source.Bucket, Endpoint: cfg.Source.Endpoint, Region: cfg.Source.Region, PathStyle: cfg.Source.PathStyle})
@@ -88,12 +98,22 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 		a.Ledger.Close()
 		return nil, err
 	}
+	if o.Exclusive {
+		if err := a.Ledger.ReleaseAll(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
 // Close releases the databases.
 func (a *App) Close() error {
-	return errors.Join(a.Index.Close(), a.Ledger.Close())
+	err := errors.Join(a.Index.Close(), a.Ledger.Close())
+	if a.lock != nil {
+		a.lock.Close()
+	}
+	return err
 }
 
 // Pipeline builds the worker pool; onDone observes each processed key.

@@ -42,7 +42,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, e, *cfgFile, app.Options{})
+	a, err := openApp(ctx, e, *cfgFile, app.Options{Exclusive: true})
 	if err != nil {
 		return err
 	}

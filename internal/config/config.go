@@ -32,7 +32,12 @@ type Config struct {
 	// Workers is how many objects are processed at once.
 	Workers int `yaml:"workers"`
 	// Listen is the HTTP API's address for `freshen run`.
-	Listen     string           `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// WebhookToken, if set, is required from event senders (bearer
+	// token, X-Freshen-Token header, or ?token= in the webhook URL).
+	WebhookToken Secret `yaml:"webhook-token"`
+	// APIToken, if set, is required as a bearer token on /v1/ endpoints.
+	APIToken   Secret           `yaml:"api-token"`
 	Chunk      ChunkConfig      `yaml:"chunk"`
 	Limits     LimitsConfig     `yaml:"limits"`
 	MassDelete MassDeleteConfig `yaml:"mass-delete"`
@@ -354,6 +359,9 @@ func setFromString(v reflect.Value, s string) error {
 	case *string:
 		*p = s
 		return nil
+	case *Secret:
+		*p = Secret(s)
+		return nil
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -421,3 +429,17 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // MarshalYAML writes sizes in bytes.
 func (b ByteSize) MarshalYAML() (any, error) { return int64(b), nil }
+
+// Secret is a string that never prints: logs, `config check` and errors
+// show "***".
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
+// MarshalYAML hides the value.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func write(t *testing.T, s string) string {
@@ -96,5 +99,22 @@ func TestFilter(t *testing.T) {
 	all, _ := NewFilter(SourceConfig{})
 	if !all.Match("anything/at all") || all.Prefixes()[0] != "" {
 		t.Error("empty filter should watch the whole bucket")
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	cfg, err := Load(write(t, "source: {bucket: x}\nwebhook-token: hunter2\n"), []string{"FRESHEN_API_TOKEN=swordfish"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WebhookToken != "hunter2" || cfg.APIToken != "swordfish" {
+		t.Fatalf("tokens = %q %q", cfg.WebhookToken, cfg.APIToken)
+	}
+	if s := fmt.Sprintf("%v %s %+v", cfg.WebhookToken, cfg.APIToken, cfg); strings.Contains(s, "hunter2") || strings.Contains(s, "swordfish") {
+		t.Fatalf("secret printed: %s", s)
+	}
+	out, _ := yaml.Marshal(cfg)
+	if strings.Contains(string(out), "hunter2") {
+		t.Fatalf("secret in YAML: %s", out)
 	}
 }

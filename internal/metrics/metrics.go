@@ -76,7 +76,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
 		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.CharsEmbedded,
 		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile)
-	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted,
+	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted, pipeline.OutcomeAbsent,
 		pipeline.OutcomeSkipped, pipeline.OutcomeRetry, pipeline.OutcomeFailed} {
 		m.ObjectsProcessed.WithLabelValues(string(o))
 	}

@@ -76,9 +76,12 @@ const (
 	OutcomeIndexed   Outcome = "indexed"
 	OutcomeUnchanged Outcome = "unchanged"
 	OutcomeDeleted   Outcome = "deleted"
-	OutcomeSkipped   Outcome = "skipped"
-	OutcomeRetry     Outcome = "retry"
-	OutcomeFailed    Outcome = "failed"
+	// OutcomeAbsent: the key does not exist and never was indexed (an
+	// event for a key variant, a create-then-delete).
+	OutcomeAbsent  Outcome = "absent"
+	OutcomeSkipped Outcome = "skipped"
+	OutcomeRetry   Outcome = "retry"
+	OutcomeFailed  Outcome = "failed"
 )
 
 // Result describes one processed key, for progress and metrics.
@@ -199,10 +202,15 @@ func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain
 			}
 			continue
 		}
-		for _, l := range ls {
+		for i, l := range ls {
 			select {
 			case out <- l:
 			case <-ctx.Done():
+				// Give back what no worker took, so a restart need not
+				// wait for the leases to expire.
+				for _, rest := range ls[i:] {
+					p.led.Release(context.WithoutCancel(ctx), rest)
+				}
 				return ctx.Err()
 			}
 		}
@@ -302,6 +310,8 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 			return Result{}, err
 		}
 	}
+	_, lerr := p.led.Object(ctx, ls.Bucket, ls.Key)
+	known := lerr == nil
 	if !gone {
 		rec.ETag, rec.VersionID, rec.Size, rec.LastModified = obj.ETag, obj.VersionID, obj.Size, obj.LastModified
 		cur, err := p.led.Object(ctx, ls.Bucket, ls.Key)
@@ -397,6 +407,8 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 
 	commit := freshen.Commit{Object: rec, Gone: gone, Chunks: tgt.refs, Work: res.Work}
 	switch {
+	case gone && len(prev) == 0 && !pending && !known:
+		res.Outcome = OutcomeAbsent
 	case gone:
 		res.Outcome = OutcomeDeleted
 	case skipped != "":

@@ -709,3 +709,27 @@ func (l *Ledger) ObjectsInState(ctx context.Context, state freshen.ObjectState, 
 	}
 	return out, rows.Err()
 }
+
+// Queued reports whether key has a pending change.
+func (l *Ledger) Queued(ctx context.Context, bucket, key string) (bool, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE bucket = ? AND key = ?`, bucket, key).Scan(&n)
+	return n > 0, err
+}
+
+// Release implements freshen.Ledger.
+func (l *Ledger) Release(ctx context.Context, ls freshen.Lease) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0 WHERE bucket = ? AND key = ? AND lease_owner = ?`, ls.Bucket, ls.Key, ls.Owner)
+	if err != nil {
+		return fmt.Errorf("sqlite: release %s: %w", ls.Key, err)
+	}
+	return nil
+}
+
+// ReleaseAll implements freshen.Ledger.
+func (l *Ledger) ReleaseAll(ctx context.Context) error {
+	if _, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0 WHERE lease_owner != ''`); err != nil {
+		return fmt.Errorf("sqlite: release all: %w", err)
+	}
+	return nil
+}
