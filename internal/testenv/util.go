@@ -13,7 +13,8 @@ func bytesReader(b []byte) io.ReadSeeker { return bytes.NewReader(b) }
 func escapePath(key string) string {
 	parts := strings.Split(key, "/")
 	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+		// "+" too: some stores decode the header form-style.
+		parts[i] = strings.ReplaceAll(url.PathEscape(p), "+", "%2B")
 	}
 	return strings.Join(parts, "/")
 }

@@ -1,0 +1,474 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/freshen-io/freshen/internal/testenv"
+)
+
+// daemon is a running `freshen run`.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	log  *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string            { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// world is a bucket on versitygw whose webhook points at freshen (maybe
+// through a proxy), with a `freshen run` that can be killed and restarted.
+type world struct {
+	*bundle
+	port   int // freshen's
+	d      *daemon
+	hook   string // where versitygw sends events
+	events *eventProxy
+}
+
+// newWorld starts freshen first (versitygw refuses to start without a
+// listening webhook), then versitygw.
+func newWorld(t *testing.T, interval string, dropEvery int) *world {
+	t.Helper()
+	w := &world{bundle: &bundle{t: t, bucket: "docs", data: t.TempDir() + "/data"}, port: testenv.FreePort(t)}
+	w.events = newEventProxy(t, fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", w.port), dropEvery)
+	gwPort := testenv.FreePort(t)
+	// The config needs the gateway's endpoint before it runs.
+	w.gw = &testenv.VersityGW{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", gwPort)}
+	w.cfg = t.TempDir() + "/freshen.yaml"
+	w.writeConfig(fmt.Sprintf("reconcile-interval: %s\nlisten: 127.0.0.1:%d\n", interval, w.port))
+	w.start()
+	w.gw = testenv.StartVersityGW(t, testenv.GWOptions{WebhookURL: w.events.URL(), Port: gwPort})
+	w.client = w.gw.CreateBucket(t, w.bucket)
+	return w
+}
+
+func (w *world) start() {
+	w.t.Helper()
+	d := &daemon{t: w.t, addr: fmt.Sprintf("127.0.0.1:%d", w.port), log: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(freshenBin, "run", "--config", w.cfg, "-v")
+	d.cmd.Env = append(os.Environ(), w.gw.Env()...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	w.t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
+	waitFor(w.t, 15*time.Second, "freshen run listening", func() (bool, string) {
+		c, err := net.DialTimeout("tcp", d.addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return true, ""
+		}
+		select {
+		case err := <-d.done:
+			w.t.Fatalf("freshen run exited: %v\n%s", err, d.log)
+		default:
+		}
+		return false, err.Error()
+	})
+	w.d = d
+}
+
+func (w *world) kill() {
+	w.d.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.d.done
+	w.d.done <- nil // for the cleanup
+}
+
+// get fetches an API path as JSON into v and returns the status code.
+func (w *world) get(path string, v any) int {
+	w.t.Helper()
+	resp, err := http.Get("http://" + w.d.addr + path)
+	if err != nil {
+		w.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		json.Unmarshal(body, v)
+	}
+	return resp.StatusCode
+}
+
+func (w *world) metric(name string) float64 {
+	w.t.Helper()
+	resp, err := http.Get("http://" + w.d.addr + "/metrics")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	total, found := 0.0, false
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			total += v
+			found = true
+		}
+	}
+	if !found {
+		w.t.Fatalf("metric %s not exposed", name)
+	}
+	return total
+}
+
+// exact polls until the index equals the ground truth, and returns how
+// long it took.
+func (w *world) exact(within time.Duration) time.Duration {
+	w.t.Helper()
+	start := time.Now()
+	waitFor(w.t, within, "index equals the bucket", func() (bool, string) {
+		want := w.groundTruth()
+		got, _ := w.indexRows()
+		if len(want) != len(got) {
+			return false, fmt.Sprintf("%d chunks in the index, %d in the bucket", len(got), len(want))
+		}
+		for i := range want {
+			if !want[i].same(got[i]) {
+				return false, fmt.Sprintf("differs at %q", want[i].Key)
+			}
+		}
+		return true, ""
+	})
+	took := time.Since(start)
+	w.assertExact()
+	return took
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := ""
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if why != "" {
+			last = why
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s (%s)", what, within, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// eventProxy forwards versitygw's webhook calls to freshen, recording
+// them, and drops every dropEvery-th object event (answering 200 as if
+// delivered) to simulate lost events.
+type eventProxy struct {
+	srv       *http.Server
+	ln        net.Listener
+	target    string
+	dropEvery int
+	mu        sync.Mutex
+	n         int
+	dropped   []string
+	captured  [][]byte
+}
+
+func newEventProxy(t *testing.T, target string, dropEvery int) *eventProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &eventProxy{ln: ln, target: target, dropEvery: dropEvery}
+	p.srv = &http.Server{Handler: p}
+	go p.srv.Serve(ln)
+	t.Cleanup(func() { p.srv.Close() })
+	return p
+}
+
+func (p *eventProxy) URL() string { return "http://" + p.ln.Addr().String() + "/" }
+
+func (p *eventProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	test := bytes.Contains(body, []byte("s3:TestEvent"))
+	p.mu.Lock()
+	drop := false
+	if !test {
+		p.n++
+		drop = p.dropEvery > 0 && p.n%p.dropEvery == 0
+		if drop {
+			var ev struct {
+				Records []struct {
+					S3 struct{ Object struct{ Key string } }
+				}
+			}
+			json.Unmarshal(body, &ev)
+			for _, rec := range ev.Records {
+				p.dropped = append(p.dropped, rec.S3.Object.Key)
+			}
+		} else {
+			p.captured = append(p.captured, body)
+		}
+	}
+	p.mu.Unlock()
+	if drop {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	resp, err := http.Post(p.target, r.Header.Get("Content-Type"), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+}
+
+func (p *eventProxy) snapshot() (dropped []string, captured [][]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.dropped...), append([][]byte(nil), p.captured...)
+}
+
+func TestRunEventsKeepIndexFresh(t *testing.T) {
+	w := newWorld(t, "1h", 0) // no reconcile after the first: events alone
+	// PUTs, with odd keys.
+	keys := []string{"a.md", "with space.md", "plus+sign.md", "percent%41.md", "ünï/cödé.md", "deep/x/y/z.txt"}
+	for i, k := range keys {
+		w.put(k, contentType(k), []byte(fmt.Sprintf("# Doc %d\n\n%s\n", i, paragraph(rand.New(rand.NewSource(int64(i))), 40))))
+	}
+	t.Logf("PUTs converged in %s", w.exact(10*time.Second))
+
+	// Freshness: a new document is searchable within 5 s.
+	start := time.Now()
+	w.put("fresh.md", "text/markdown", []byte("# Fresh\n\n"+uniqueOld+"\n"))
+	waitFor(t, 5*time.Second, "PUT searchable", func() (bool, string) {
+		var hits []hit
+		w.get("/v1/search?q="+urlQuery(uniqueOld)+"&k=1", &hits)
+		return len(hits) > 0 && hits[0].Key == "fresh.md", ""
+	})
+	t.Logf("PUT searchable after %s", time.Since(start).Round(time.Millisecond))
+	// Overwrite, delete, copy, DeleteObjects.
+	w.put("a.md", "text/markdown", []byte("# Doc 0\n\nRewritten entirely: "+uniqueNew+"\n"))
+	testenv.Delete(t, w.client, w.bucket, "with space.md")
+	testenv.Copy(t, w.client, w.bucket, "plus+sign.md", "copy of plus+sign.md", nil)
+	_, err := w.client.DeleteObjects(t.Context(), &s3.DeleteObjectsInput{Bucket: aws.String(w.bucket), Delete: &types.Delete{
+		Objects: []types.ObjectIdentifier{{Key: aws.String("percent%41.md")}, {Key: aws.String("deep/x/y/z.txt")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("overwrite/delete/copy/DeleteObjects converged in %s", w.exact(5*time.Second))
+	// A deleted document disappears within 5 s.
+	start = time.Now()
+	testenv.Delete(t, w.client, w.bucket, "fresh.md")
+	waitFor(t, 5*time.Second, "deleted document gone", func() (bool, string) {
+		var hits []hit
+		w.get("/v1/search?q="+urlQuery(uniqueOld)+"&k=5", &hits)
+		for _, h := range hits {
+			if h.Key == "fresh.md" {
+				return false, ""
+			}
+		}
+		return true, ""
+	})
+	t.Logf("DELETE gone after %s", time.Since(start).Round(time.Millisecond))
+	w.exact(5 * time.Second)
+	if found := w.metric("freshen_changes_found_by_reconcile_total"); found != 0 {
+		t.Errorf("with every event delivered, the reconciler found %v changes", found)
+	}
+	var obj map[string]any
+	if code := w.get("/v1/objects/"+urlPath("copy of plus+sign.md"), &obj); code != 200 || obj["state"] != "indexed" {
+		t.Errorf("GET /v1/objects: %d %v", code, obj)
+	}
+	if code := w.get("/v1/objects/never-existed.md", nil); code != 404 {
+		t.Errorf("GET /v1/objects of an unknown key: %d", code)
+	}
+
+	// Duplicated and reordered events: replay everything captured,
+	// shuffled, three times. Same index, no new embeddings.
+	before, _ := w.indexRows()
+	embedded := w.metric("freshen_chunks_embedded_total")
+	_, captured := w.events.snapshot()
+	r := rand.New(rand.NewSource(7))
+	for round := 0; round < 3; round++ {
+		r.Shuffle(len(captured), func(i, j int) { captured[i], captured[j] = captured[j], captured[i] })
+		for _, body := range captured {
+			resp, err := http.Post("http://"+w.d.addr+"/v1/events/s3", "application/json", bytes.NewReader(body))
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("replay: %v %v", resp, err)
+			}
+			resp.Body.Close()
+		}
+	}
+	waitFor(t, 10*time.Second, "replayed events processed", func() (bool, string) {
+		var st status
+		w.get("/v1/status", &st)
+		return st.Backlog == 0, fmt.Sprintf("backlog %d", st.Backlog)
+	})
+	after, _ := w.indexRows()
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("replaying events changed the index")
+	}
+	if got := w.metric("freshen_chunks_embedded_total"); got != embedded {
+		t.Errorf("replaying events embedded %v more chunks", got-embedded)
+	}
+	w.exact(time.Second)
+
+	// Metrics after the workload.
+	for name, min := range map[string]float64{
+		"freshen_events_received_total": 10, "freshen_objects_processed_total": 10, "freshen_chunks_embedded_total": 5,
+		"freshen_freshness_lag_seconds_count": 10, "freshen_reconcile_passes_total": 1, "freshen_reconcile_keys_scanned_total": 0,
+	} {
+		if v := w.metric(name); v < min {
+			t.Errorf("%s = %v, want >= %v", name, v, min)
+		}
+	}
+	if v := w.metric("freshen_backlog_keys"); v != 0 {
+		t.Errorf("freshen_backlog_keys = %v after draining", v)
+	}
+}
+
+func TestRunConvergesWhenEventsAreLost(t *testing.T) {
+	const interval = 3 * time.Second
+	w := newWorld(t, "3s", 2) // every second event is dropped
+	waitFor(t, 10*time.Second, "first reconcile", func() (bool, string) { return w.get("/readyz", nil) == 200, "" })
+	for i := 0; i < 12; i++ {
+		w.put(fmt.Sprintf("lost/doc-%02d.md", i), "text/markdown", []byte(fmt.Sprintf("# Doc %d\n\n%s\n", i, paragraph(rand.New(rand.NewSource(int64(i))), 30))))
+	}
+	dropped, _ := w.events.snapshot()
+	if len(dropped) != 6 {
+		t.Fatalf("dropped %d events, want 6", len(dropped))
+	}
+	// Within one reconcile interval (plus the time to process).
+	took := w.exact(interval + 5*time.Second)
+	t.Logf("converged %s after the last write, %d of 12 events lost", took.Round(time.Millisecond), len(dropped))
+	if found := w.metric("freshen_changes_found_by_reconcile_total"); int(found) != len(dropped) {
+		t.Errorf("changes_found_by_reconcile_total = %v, want %d (the lost events)", found, len(dropped))
+	}
+}
+
+func TestRunCrashAndGracefulShutdown(t *testing.T) {
+	w := newWorld(t, "2s", 0)
+	writer := func(from, to int) {
+		for i := from; i < to; i++ {
+			w.put(fmt.Sprintf("burst/%03d.md", i), "text/markdown", []byte(markdownDoc(int64(i), 1, 2)))
+		}
+	}
+	// kill -9 in the middle of a burst; events sent while it is down are
+	// lost (connection refused), so the reconciler must find them.
+	go writer(0, 40)
+	time.Sleep(700 * time.Millisecond)
+	w.kill()
+	writer(40, 50)
+	w.start()
+	t.Logf("after kill -9: converged in %s", w.exact(30*time.Second))
+
+	// SIGTERM under load: in-flight objects finish, the process exits 0.
+	go writer(50, 80)
+	time.Sleep(500 * time.Millisecond)
+	w.d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.d.done:
+		if err != nil {
+			t.Fatalf("graceful shutdown exited with %v\n%s", err, w.d.log)
+		}
+		w.d.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("freshen run did not stop within 20s of SIGTERM")
+	}
+	if !strings.Contains(w.d.log.String(), "stopped cleanly") {
+		t.Errorf("no clean stop in the log:\n%s", w.d.log)
+	}
+	w.start()
+	t.Logf("after SIGTERM: converged in %s", w.exact(30*time.Second))
+}
+
+func TestRunRejectsBadInput(t *testing.T) {
+	w := newWorld(t, "1h", 0)
+	url := "http://" + w.d.addr + "/v1/events/s3"
+	post := func(ct, body string) int {
+		resp, err := http.Post(url, ct, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		ct, body string
+		want     int
+	}{
+		{"application/json", `{"Records":[`, 400},
+		{"application/json", `{"not":"an event"}`, 400},
+		{"image/png", `{}`, 415},
+		{"application/json", `{"Records":[]}` + strings.Repeat(" ", 300<<10), 413},
+	} {
+		if got := post(c.ct, c.body); got != c.want {
+			t.Errorf("POST %s %.30q: %d, want %d", c.ct, c.body, got, c.want)
+		}
+	}
+	if v := w.metric("freshen_events_malformed_total"); v != 4 {
+		t.Errorf("malformed = %v, want 4", v)
+	}
+	// A burst of 1,000 events in a few seconds: all accepted, all processed.
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := 0
+	sem := make(chan struct{}, 16)
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			body := fmt.Sprintf(`{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2026-11-26T07:42:08Z","s3":{"bucket":{"name":"docs"},"object":{"key":"ghost/%04d.md","size":1}}}]}`, i)
+			if post("application/json", body) != 200 {
+				mu.Lock()
+				failures++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	accepted := time.Since(start)
+	if failures > 0 {
+		t.Fatalf("%d of 1000 events rejected", failures)
+	}
+	waitFor(t, 60*time.Second, "1000 events processed", func() (bool, string) {
+		v := w.metric(`freshen_objects_processed_total{outcome="absent"}`)
+		return v >= 1000, fmt.Sprintf("%v processed", v)
+	})
+	t.Logf("1000 events accepted in %s", accepted.Round(time.Millisecond))
+	if code := w.get("/healthz", nil); code != 200 {
+		t.Errorf("healthz after bad input: %d", code)
+	}
+}
+
+func urlQuery(s string) string { return strings.ReplaceAll(s, " ", "+") }
+
+func urlPath(s string) string {
+	return strings.NewReplacer(" ", "%20", "+", "%2B", "%", "%25").Replace(s)
+}
