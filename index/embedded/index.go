@@ -14,19 +14,14 @@ import (
 	"container/heap"
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/sqlitedb"
 )
 
 // Index implements freshen.Index.
@@ -61,21 +56,8 @@ INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
 
 // Open opens (creating if needed) the index stored at path.
 func Open(ctx context.Context, path string) (*Index, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(20000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(4)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
 	return &Index{db: db}, nil
@@ -102,7 +84,7 @@ func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
 				return fmt.Errorf("record %s has no vector", r.ID)
 			}
 			h, _ := json.Marshal(r.Headings)
-			if _, err := st.ExecContext(ctx, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, r.Text, string(h), encode(r.Vector)); err != nil {
+			if _, err := st.ExecContext(ctx, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, r.Text, string(h), sqlitedb.EncodeVector(r.Vector)); err != nil {
 				return err
 			}
 		}
@@ -214,7 +196,7 @@ func (x *Index) ensureLoaded(ctx context.Context) error {
 		if err := rows.Scan(&id, &key, &blob); err != nil {
 			return err
 		}
-		entries[freshen.ChunkID(id)] = &entry{id: freshen.ChunkID(id), key: key, vector: unit(decode(blob))}
+		entries[freshen.ChunkID(id)] = &entry{id: freshen.ChunkID(id), key: key, vector: unit(sqlitedb.DecodeVector(blob))}
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -299,7 +281,7 @@ func (x *Index) All(ctx context.Context, fn func(freshen.Record) error) error {
 		if err := rows.Scan(&id, &r.Bucket, &r.Key, &hash, &r.Ordinal, &r.Text, &headings, &blob); err != nil {
 			return err
 		}
-		r.ID, r.Hash, r.Vector = freshen.ChunkID(id), freshen.ChunkHash(hash), decode(blob)
+		r.ID, r.Hash, r.Vector = freshen.ChunkID(id), freshen.ChunkHash(hash), sqlitedb.DecodeVector(blob)
 		_ = json.Unmarshal([]byte(headings), &r.Headings)
 		if err := fn(r); err != nil {
 			return err
@@ -362,20 +344,4 @@ func unit(v []float32) []float32 {
 		out[i] = float32(float64(f) * inv)
 	}
 	return out
-}
-
-func encode(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
-	return b
-}
-
-func decode(b []byte) []float32 {
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
 }

@@ -3,19 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/sqlitedb"
 )
 
 // Ledger implements freshen.Ledger on a SQLite file.
@@ -68,24 +62,9 @@ CREATE TABLE IF NOT EXISTS sequencers (
 
 // Open opens (creating if needed) the ledger at path.
 func Open(ctx context.Context, path string) (*Ledger, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(20000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	// NORMAL in WAL mode survives a killed process; only an OS crash or
-	// power loss can drop the last transactions.
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(4)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: open %s: create schema: %w", path, err)
 	}
 	return &Ledger{db: db, now: time.Now}, nil
 }
@@ -446,6 +425,10 @@ func (l *Ledger) objectsPage(ctx context.Context, bucket, prefix, after string) 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: objects: %w", err)
 	}
+	return scanObjects(rows)
+}
+
+func scanObjects(rows *sql.Rows) ([]freshen.ObjectRecord, error) {
 	defer rows.Close()
 	var out []freshen.ObjectRecord
 	for rows.Next() {
@@ -565,7 +548,7 @@ func (l *Ledger) CachedEmbeddings(ctx context.Context, model string, hashes []fr
 				rows.Close()
 				return nil, err
 			}
-			out[freshen.ChunkHash(h)] = decodeVector(blob)
+			out[freshen.ChunkHash(h)] = sqlitedb.DecodeVector(blob)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -587,7 +570,7 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 		}
 		defer ins.Close()
 		for h, v := range vecs {
-			if _, err := ins.ExecContext(ctx, model, string(h), EncodeVector(v)); err != nil {
+			if _, err := ins.ExecContext(ctx, model, string(h), sqlitedb.EncodeVector(v)); err != nil {
 				return err
 			}
 		}
@@ -597,23 +580,6 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 		return fmt.Errorf("sqlite: cache embeddings: %w", err)
 	}
 	return nil
-}
-
-// EncodeVector stores a vector as little-endian float32.
-func EncodeVector(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
-	return b
-}
-
-func decodeVector(b []byte) []float32 {
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
 }
 
 var counterNames = []string{"chunks_embedded", "chunks_reused", "tokens_embedded", "chars_embedded"}
@@ -698,16 +664,7 @@ func (l *Ledger) ObjectsInState(ctx context.Context, state freshen.ObjectState, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: objects in state %s: %w", state, err)
 	}
-	defer rows.Close()
-	var out []freshen.ObjectRecord
-	for rows.Next() {
-		o, err := scanObject(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return scanObjects(rows)
 }
 
 // Queued reports whether key has a pending change.

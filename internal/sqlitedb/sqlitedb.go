@@ -1,0 +1,62 @@
+// Package sqlitedb opens freshen's SQLite files (the ledger and the
+// embedded index) with one set of settings, and encodes vectors for BLOB
+// columns. Pure Go: modernc.org/sqlite, no cgo.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Open opens (creating if needed) the database at path and applies schema.
+//
+// WAL lets readers (freshen search, status) work while a writer commits;
+// synchronous=NORMAL in WAL mode survives a killed process, only an OS
+// crash can drop the last transactions; transactions start IMMEDIATE so
+// two writers queue on the busy timeout instead of failing to upgrade.
+func Open(ctx context.Context, path, schema string) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(20000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create schema: %w", err)
+	}
+	return db, nil
+}
+
+// EncodeVector stores a vector as little-endian float32.
+func EncodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+// DecodeVector reads a vector written by EncodeVector.
+func DecodeVector(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
