@@ -162,6 +162,11 @@ func MakeChunkID(bucket, key string, h ChunkHash, occurrence int) ChunkID {
 }
 
 // Record is one chunk as stored in a vector index.
+//
+// Ordinal and Headings describe the chunk when it was written: ChunkHash
+// covers the text only, so an edit elsewhere that moves a chunk, or renames
+// a section above it, keeps its ID and costs no index write, and these two
+// fields may lag behind. The ledger holds the current ordinals.
 type Record struct {
 	ID       ChunkID   `json:"id"`
 	Bucket   string    `json:"bucket"`
