@@ -1,16 +1,13 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,75 +16,9 @@ import (
 	"github.com/freshen-io/freshen/chunk"
 	"github.com/freshen-io/freshen/extract"
 	"github.com/freshen-io/freshen/index/embedded"
+	"github.com/freshen-io/freshen/internal/memsource"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
-
-// memSource is an in-memory bucket.
-type memSource struct {
-	mu   sync.Mutex
-	objs map[string][]byte
-	gen  int
-}
-
-func (s *memSource) put(key, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.objs[key] = []byte(body)
-	s.gen++
-}
-
-func (s *memSource) del(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.objs, key)
-}
-
-func etag(b []byte) string { h := sha256.Sum256(b); return fmt.Sprintf("%x", h[:8]) }
-
-func (s *memSource) List(ctx context.Context, prefix, after string, fn func(freshen.ObjectInfo) error) error {
-	s.mu.Lock()
-	var keys []string
-	for k := range s.objs {
-		if strings.HasPrefix(k, prefix) && k > after {
-			keys = append(keys, k)
-		}
-	}
-	s.mu.Unlock()
-	sort.Strings(keys)
-	for _, k := range keys {
-		info, err := s.Stat(ctx, k)
-		if err != nil {
-			continue
-		}
-		if err := fn(info); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *memSource) Stat(ctx context.Context, key string) (freshen.ObjectInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.objs[key]
-	if !ok {
-		return freshen.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, freshen.ErrNotFound)
-	}
-	return freshen.ObjectInfo{Bucket: "b", Key: key, ETag: etag(b), Size: int64(len(b)), ContentType: "text/markdown"}, nil
-}
-
-func (s *memSource) Open(ctx context.Context, o freshen.ObjectInfo) (io.ReadCloser, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.objs[o.Key]
-	if !ok {
-		return nil, freshen.ErrNotFound
-	}
-	if etag(b) != o.ETag {
-		return nil, freshen.ErrPreconditionFailed
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
 
 // fakeEmbedder makes deterministic vectors from text and counts texts.
 type fakeEmbedder struct {
@@ -130,7 +61,7 @@ func (x *flakyIndex) Upsert(ctx context.Context, r []freshen.Record) error {
 }
 
 type testBundle struct {
-	src *memSource
+	src *memsource.Source
 	emb *fakeEmbedder
 	idx *flakyIndex
 	led *sqlite.Ledger
@@ -140,7 +71,7 @@ type testBundle struct {
 func setup(t *testing.T) (*Pipeline, *testBundle) {
 	t.Helper()
 	ctx := context.Background()
-	b := &testBundle{src: &memSource{objs: map[string][]byte{}}, emb: &fakeEmbedder{}, dir: t.TempDir()}
+	b := &testBundle{src: memsource.New("b"), emb: &fakeEmbedder{}, dir: t.TempDir()}
 	var err error
 	if b.led, err = sqlite.Open(ctx, filepath.Join(b.dir, "ledger.db")); err != nil {
 		t.Fatal(err)
@@ -193,7 +124,7 @@ func TestIdenticalChunksEmbeddedOnceAcrossConcurrentObjects(t *testing.T) {
 	var keys []string
 	for i := 0; i < 8; i++ {
 		k := fmt.Sprintf("copy-%d.md", i)
-		b.src.put(k, body)
+		b.src.Put(k, "text/markdown", []byte(body))
 		keys = append(keys, k)
 	}
 	b.enqueue(t, keys...)
@@ -211,7 +142,7 @@ func TestIdenticalChunksEmbeddedOnceAcrossConcurrentObjects(t *testing.T) {
 
 func TestEmbedderDownRetriesThenParks(t *testing.T) {
 	p, b := setup(t)
-	b.src.put("a.md", doc("A", "Some text about harbors."))
+	b.src.Put("a.md", "text/markdown", []byte(doc("A", "Some text about harbors.")))
 	b.emb.fail.Store(true)
 	b.enqueue(t, "a.md")
 	if _, err := p.Drain(context.Background()); err != nil {
@@ -240,7 +171,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 	ctx := context.Background()
 	p, b := setup(t)
 	v1 := doc("Doc", "Paragraph one about lanterns.", "Paragraph two about bridges.")
-	b.src.put("d.md", v1)
+	b.src.Put("d.md", "text/markdown", []byte(v1))
 	b.enqueue(t, "d.md")
 	if _, err := p.Drain(ctx); err != nil {
 		t.Fatal(err)
@@ -249,7 +180,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 
 	// A v2 is processed up to the index writes, then the process "dies":
 	// we replay exactly what the pipeline does, without the commit.
-	b.src.put("d.md", doc("Doc", "Paragraph one about lanterns.", "A rewritten second paragraph about ferries."))
+	b.src.Put("d.md", "text/markdown", []byte(doc("Doc", "Paragraph one about lanterns.", "A rewritten second paragraph about ferries.")))
 	b.enqueue(t, "d.md")
 	ls, err := b.led.Lease(ctx, "doomed", 1, time.Millisecond)
 	if err != nil || len(ls) != 1 {
@@ -275,7 +206,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 	must(t, b.idx.Upsert(ctx, recs))
 	must(t, b.idx.Delete(ctx, dels))
 	// ... crash. Meanwhile the object changes back to v1.
-	b.src.put("d.md", v1)
+	b.src.Put("d.md", "text/markdown", []byte(v1))
 	time.Sleep(5 * time.Millisecond) // the doomed lease expires
 
 	p2 := b.pipeline(t)
@@ -299,7 +230,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 func TestIndexDownLosesNothing(t *testing.T) {
 	ctx := context.Background()
 	p, b := setup(t)
-	b.src.put("x.md", doc("X", "Text about orchards."))
+	b.src.Put("x.md", "text/markdown", []byte(doc("X", "Text about orchards.")))
 	b.idx.failUpsert.Store(true)
 	b.enqueue(t, "x.md")
 	// Drain runs until the key is parked; the embedding is cached.
@@ -323,9 +254,9 @@ func TestIndexDownLosesNothing(t *testing.T) {
 func TestDeleteAndFilter(t *testing.T) {
 	ctx := context.Background()
 	_, b := setup(t)
-	b.src.put("keep.md", doc("K", "Kept."))
-	b.src.put("drop.md", doc("D", "Dropped."))
-	b.src.put("private/x.md", doc("P", "Private."))
+	b.src.Put("keep.md", "text/markdown", []byte(doc("K", "Kept.")))
+	b.src.Put("drop.md", "text/markdown", []byte(doc("D", "Dropped.")))
+	b.src.Put("private/x.md", "text/markdown", []byte(doc("P", "Private.")))
 	chk, _ := chunk.New(chunk.Config{})
 	p := New(Config{Bucket: "b", Match: func(k string) bool { return !strings.HasPrefix(k, "private/") }},
 		b.src, extract.New(extract.Config{}), chk, b.emb, b.idx, b.led, nil, nil)
@@ -333,7 +264,7 @@ func TestDeleteAndFilter(t *testing.T) {
 	if _, err := p.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.src.del("drop.md")
+	b.src.Delete("drop.md")
 	b.enqueue(t, "drop.md")
 	if _, err := p.Drain(ctx); err != nil {
 		t.Fatal(err)

@@ -690,3 +690,18 @@ func (l *Ledger) ReleaseAll(ctx context.Context) error {
 	}
 	return nil
 }
+
+// PutObjects writes object rows directly, without chunks or queue entries.
+// It is for importing state (benchmarks, migrations), not for the
+// pipeline, which commits through Complete.
+func (l *Ledger) PutObjects(ctx context.Context, objs []freshen.ObjectRecord) error {
+	now := l.now()
+	return l.tx(ctx, func(tx *sql.Tx) error {
+		for _, o := range objs {
+			if err := putObject(ctx, tx, o, o.Chunks, now); err != nil {
+				return fmt.Errorf("sqlite: put object %s: %w", o.Key, err)
+			}
+		}
+		return nil
+	})
+}
