@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -173,7 +174,7 @@ func buildWorkload(quick bool) (*workload, error) {
 				// Same bytes again (metadata lives outside the body).
 			case "rename":
 				renamed++
-				nk := strings.Replace(key, "docs/", fmt.Sprintf("archive/renamed-%d-", renamed), 1)
+				nk := fmt.Sprintf("archive/renamed-%d-%s", renamed, path.Base(key))
 				o, err := mk("put", nk, d)
 				if err != nil {
 					return nil, err
@@ -190,7 +191,7 @@ func buildWorkload(quick bool) (*workload, error) {
 				continue
 			case "duplicate":
 				renamed++
-				nk := strings.Replace(key, "docs/", fmt.Sprintf("copies/copy-%d-", renamed), 1)
+				nk := fmt.Sprintf("copies/copy-%d-%s", renamed, path.Base(key))
 				o, err := mk("put", nk, d)
 				if err != nil {
 					return nil, err

@@ -63,9 +63,8 @@ func barChart(path, title string, groups, series []string, value func(group stri
 			}
 			fillRect(img, image.Rect(x, y(v), x+bw-2, h-bottom), palette[s%len(palette)])
 		}
-		// Group label, wrapped at the dash.
-		lx := x0
-		label(img, lx, h-bottom+16, g, color.Black)
+		// Alternate label rows so long names do not collide.
+		label(img, x0, h-bottom+16+14*(gi%2), g, color.Black)
 	}
 	for s, name := range series {
 		x := left + s*180

@@ -34,3 +34,21 @@ ensure_versitygw() {
   (cd / && GOBIN="$FRESHEN_CACHE/bin" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
   touch "$stamp"
 }
+
+# ensure_peers installs the benchmark peers (bench/peers: LangChain.js and
+# LlamaIndex.TS, pinned by package-lock.json) into a cache directory keyed
+# by the lock file, outside the checkout, and sets PEERS_DIR.
+ensure_peers() {
+  local lock_hash
+  lock_hash=$(cat bench/peers/package-lock.json bench/peers/package.json | sha256sum | cut -c1-12)
+  PEERS_DIR="$FRESHEN_CACHE/peers-$lock_hash"
+  if [ ! -f "$PEERS_DIR/.installed" ]; then
+    log "installing the benchmark peers (npm ci) into $PEERS_DIR"
+    mkdir -p "$PEERS_DIR"
+    cp bench/peers/package.json bench/peers/package-lock.json "$PEERS_DIR/"
+    (cd "$PEERS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$PEERS_DIR/.installed"
+  fi
+  # The scripts themselves are always fresh from the checkout.
+  cp bench/peers/*.mjs "$PEERS_DIR/"
+}
