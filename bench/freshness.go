@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,20 +291,21 @@ func (r *runner) freshness() (section, error) {
 		}
 		return nil
 	})
+	// The embedder's best: batches of 32, one call per core at once.
 	t0 := time.Now()
-	work := make(chan string)
+	work := make(chan []string)
 	var ewg sync.WaitGroup
-	for w := 0; w < cfg.Workers; w++ {
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 		ewg.Add(1)
 		go func() {
 			defer ewg.Done()
-			for t := range work {
-				m.Embed(ctx, []string{t})
+			for batch := range work {
+				m.Embed(ctx, batch)
 			}
 		}()
 	}
-	for _, t := range chunkTexts {
-		work <- t
+	for i := 0; i < len(chunkTexts); i += 32 {
+		work <- chunkTexts[i:min(i+32, len(chunkTexts))]
 	}
 	close(work)
 	ewg.Wait()
@@ -333,8 +335,8 @@ func (r *runner) freshness() (section, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "versitygw on loopback sends S3 event notifications (webhook) to `freshen run` (in-process here, so each object's embedding time is known; 4 workers, the built-in model). Small Markdown notes (~60 tokens, one chunk) are PUT at steady rates, then in a burst by 16 concurrent uploaders. Lag = PUT acknowledged → the object's chunks committed to the index (the ledger commit follows the index write, so this bounds searchability from above). Overhead = lag − time spent in the embedder for that object.\n\n")
 	b.WriteString(table([]string{"load", "objects", "lag p50 ms", "lag p95 ms", "lag p99 ms", "embed p50 ms", "overhead p50 ms", "overhead p99 ms"}, rows))
-	fmt.Fprintf(&b, "\nBurst of %d: uploads took %s; all searchable %.2f s after the first PUT. The embedder alone needs %.2f s for the same %d chunks with %d concurrent callers: the pipeline adds %.0f%%.\n",
-		burstN, uploaded.Round(time.Millisecond), drain.Seconds(), embedOnly.Seconds(), len(chunkTexts), cfg.Workers, 100*(drain.Seconds()/embedOnly.Seconds()-1))
+	fmt.Fprintf(&b, "\nBurst of %d: uploads took %s; all searchable %.2f s after the first PUT. The embedder alone, at its best (batches of 32, %d calls at once), needs %.2f s for the same %d chunks: the whole pipeline — webhooks, queue, HEAD/GET, extraction, chunking, index and ledger writes — adds %.0f%%.\n",
+		burstN, uploaded.Round(time.Millisecond), drain.Seconds(), runtime.GOMAXPROCS(0), embedOnly.Seconds(), len(chunkTexts), 100*(drain.Seconds()/embedOnly.Seconds()-1))
 	r.summary["burst_embedder_only_s"] = round(embedOnly.Seconds(), 2)
 	return section{title: "Freshness under load", body: b.String()}, nil
 }
