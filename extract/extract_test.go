@@ -174,6 +174,23 @@ func TestMarkdown(t *testing.T) {
 			want: []freshen.Block{item("a"), code("c"), item("b")}},
 		{name: "empty fence dropped", key: "a.md", in: "```\n\n```\n", want: []freshen.Block{}},
 		{name: "sniffed", in: "# Title\n\ntext", want: []freshen.Block{head(1, "Title"), para("text")}},
+		{name: "html block in a quote", key: "a.md", in: "> <div>\n> <p>a</p>\n> loose\n> </div>\n",
+			want: []freshen.Block{quote("a"), quote("loose")}},
+		{name: "too deep is plain text", key: "a.md", in: strings.Repeat("> ", 17) + "deep\n\n# h",
+			want:      []freshen.Block{para(strings.Repeat("> ", 17) + "deep"), para("# h")},
+			wantNotes: []string{"markdown: blocks nested more than 16 deep; indexed as plain text"}},
+		{name: "deep enough is markdown", key: "a.md", in: strings.Repeat("> ", 8) + strings.Repeat("- ", 8) + "deep",
+			want: []freshen.Block{item("deep")}},
+		{name: "a long rule is not nesting", key: "a.md", in: "a\n\n" + strings.Repeat("* ", 20) + "\n\nb",
+			want: []freshen.Block{para("a"), para("b")}},
+		{name: "fenced code does not nest", key: "a.md", in: "```\n" + indentedList(2000) + "```\n",
+			want: []freshen.Block{code(strings.TrimSuffix(indentedList(2000), "\n"))}},
+		{name: "inline markup past the cap stays literal", key: "a.md", in: strings.Repeat("*a* ", 120),
+			want: []freshen.Block{para(strings.Repeat("a ", 100) + strings.TrimSpace(strings.Repeat("*a* ", 20)))}},
+		{name: "huge link reference paragraph", key: "a.md", in: strings.Repeat("[a]: b\n", 1001) + "\n[a]",
+			want:      []freshen.Block{para(strings.TrimSpace(strings.Repeat("[a]: b\n", 1001))), para("[a]")},
+			wantNotes: []string{"markdown: a paragraph of more than 1000 lines that starts like a link reference definition was indexed as raw text"}},
+		{name: "link references resolve", key: "a.md", in: "[x][r]\n\n[r]: http://e.com\n", want: []freshen.Block{para("x")}},
 	})
 }
 
@@ -583,6 +600,14 @@ func TestLargeDocuments(t *testing.T) {
 		{"big.md", repeat("[") + repeat("](")},
 		{"big.md", repeat(">") + " deep quote"},
 		{"big.md", repeat("- ")},
+		// Inputs that cost goldmark quadratic time or worse without the
+		// guards in newMarkdown and markdownDepth.
+		{"big.md", repeat("*a_")},
+		{"big.md", repeat("[](")},
+		{"big.md", repeat("[a]: b\n")},
+		{"big.md", repeat("1. ")},
+		{"big.md", indentedList(size)},
+		{"big.md", repeat(strings.Repeat("1. ", 15) + "x\n")},
 		{"big.html", repeat("<div><h2>T</h2><p>Para <b>bold</b> &amp; text.</p><ul><li>x</li></ul></div>\n")},
 		{"big.html", repeat("<div>") + "x"},
 		{"big.html", repeat("<table><tr><td>")},
@@ -600,6 +625,15 @@ func TestLargeDocuments(t *testing.T) {
 		}
 		checkDoc(t, doc)
 	}
+}
+
+// indentedList is a list nested one level deeper on every line.
+func indentedList(size int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < size; i++ {
+		b.WriteString(strings.Repeat(" ", 2*i) + "- a\n")
+	}
+	return b.String()
 }
 
 func TestConcurrentUse(t *testing.T) {

@@ -157,6 +157,9 @@ func markdownDepth(s string, limit int) int {
 		for len(items) > 0 && items[len(items)-1] > col {
 			items = items[:len(items)-1]
 		}
+		if isThematicBreak(line) {
+			continue // "- - - - ..." is a rule, not nested lists
+		}
 		quotes := 0
 		for i < len(line) && quotes+len(items) <= limit {
 			if line[i] == '>' {
@@ -179,6 +182,27 @@ func markdownDepth(s string, limit int) int {
 		}
 	}
 	return most
+}
+
+// isThematicBreak reports a line of three or more of one of "-", "*" or
+// "_", with nothing else but white space.
+func isThematicBreak(line string) bool {
+	var mark byte
+	n := 0
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; c {
+		case ' ', '\t':
+		case '-', '*', '_':
+			if mark != 0 && c != mark {
+				return false
+			}
+			mark = c
+			n++
+		default:
+			return false
+		}
+	}
+	return n >= 3
 }
 
 // indent returns the width in columns (tabs to the next multiple of 4) and
