@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -57,7 +58,16 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	results := flag.String("results", "bench/results", "directory for plots and summary.json")
 	child := flag.String("child", "", "internal: run one measurement in a child process")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (not of children)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	log.SetFlags(0)
 	if *child != "" {
 		if err := runChild(*child, flag.Args()); err != nil {

@@ -93,7 +93,7 @@ func Default() Config {
 	return Config{
 		DataDir:           ".freshen",
 		ReconcileInterval: Duration(5 * time.Minute),
-		Workers:           4,
+		Workers:           16,
 		Listen:            "127.0.0.1:8080",
 		Chunk:             ChunkConfig{MinTokens: 64, TargetTokens: 200, MaxTokens: 400, HardHeadingLevel: 3},
 		Limits:            LimitsConfig{MaxObjectBytes: 32 << 20, MaxAttempts: 5},
