@@ -65,6 +65,9 @@ func New(cfg Config, led freshen.Ledger, obs Observer, log *slog.Logger, wake fu
 	if wake == nil {
 		wake = func() {}
 	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
 	return &Handler{cfg: cfg, led: led, obs: obs, log: log, wake: wake}
 }
 
@@ -173,3 +176,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
+
+type nopObserver struct{}
+
+func (nopObserver) EventReceived(string)             {}
+func (nopObserver) EventMalformed(string)            {}
+func (nopObserver) EventIgnored(string, string, int) {}

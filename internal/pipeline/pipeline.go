@@ -217,9 +217,11 @@ func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain
 		if len(ls) > 0 {
 			continue
 		}
+		// Leased keys stay queued until committed, so an empty backlog
+		// means nothing is in flight either.
 		if drain {
 			n, _, err := p.led.Backlog(ctx)
-			if err == nil && n == 0 && !p.busy() {
+			if err == nil && n == 0 {
 				return nil
 			}
 		}
@@ -238,10 +240,6 @@ func (p *Pipeline) idleWait(drain bool) time.Duration {
 	}
 	return 500 * time.Millisecond
 }
-
-// busy is always false: leased keys stay in the queue until committed,
-// so an empty backlog means no key is in flight either.
-func (p *Pipeline) busy() bool { return false }
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -310,12 +308,14 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 			return Result{}, err
 		}
 	}
-	_, lerr := p.led.Object(ctx, ls.Bucket, ls.Key)
-	known := lerr == nil
+	cur, err := p.led.Object(ctx, ls.Bucket, ls.Key)
+	known := err == nil
+	if err != nil && !errors.Is(err, freshen.ErrNotFound) {
+		return Result{}, err
+	}
 	if !gone {
 		rec.ETag, rec.VersionID, rec.Size, rec.LastModified = obj.ETag, obj.VersionID, obj.Size, obj.LastModified
-		cur, err := p.led.Object(ctx, ls.Bucket, ls.Key)
-		if err == nil && !pending && cur.State != freshen.StateFailed && cur.ETag == obj.ETag && cur.Size == obj.Size &&
+		if known && !pending && cur.State != freshen.StateFailed && cur.ETag == obj.ETag && cur.Size == obj.Size &&
 			cur.Chunker == rec.Chunker && cur.Model == rec.Model {
 			// Same bytes as committed (a duplicate event, a metadata-only
 			// change): nothing to do but leave the queue.
@@ -324,8 +324,6 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 				return Result{}, err
 			}
 			return Result{Outcome: OutcomeUnchanged, Chunks: len(prev), Work: freshen.Counters{ChunksReused: int64(len(prev))}}, nil
-		} else if err != nil && !errors.Is(err, freshen.ErrNotFound) {
-			return Result{}, err
 		}
 		tgt, skipped, err = p.read(ctx, obj)
 		if errors.Is(err, freshen.ErrNotFound) {
