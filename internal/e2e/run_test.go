@@ -69,6 +69,9 @@ func newWorld(t *testing.T, interval string, dropEvery int) *world {
 	w.start()
 	w.gw = testenv.StartVersityGW(t, testenv.GWOptions{WebhookURL: w.events.URL(), Port: gwPort})
 	w.client = w.gw.CreateBucket(t, w.bucket)
+	// The first reconcile pass fails until the bucket exists; wait for one
+	// to succeed so that passes never race the test's first writes.
+	waitFor(t, 15*time.Second, "first reconcile pass", func() (bool, string) { return w.get("/readyz", nil) == 200, "" })
 	return w
 }
 
@@ -250,6 +253,12 @@ func (p *eventProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 }
 
+func (p *eventProxy) seen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
 func (p *eventProxy) snapshot() (dropped []string, captured [][]byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -357,10 +366,13 @@ func TestRunEventsKeepIndexFresh(t *testing.T) {
 func TestRunConvergesWhenEventsAreLost(t *testing.T) {
 	const interval = 3 * time.Second
 	w := newWorld(t, "3s", 2) // every second event is dropped
-	waitFor(t, 10*time.Second, "first reconcile", func() (bool, string) { return w.get("/readyz", nil) == 200, "" })
 	for i := 0; i < 12; i++ {
 		w.put(fmt.Sprintf("lost/doc-%02d.md", i), "text/markdown", []byte(fmt.Sprintf("# Doc %d\n\n%s\n", i, paragraph(rand.New(rand.NewSource(int64(i))), 30))))
 	}
+	// versitygw delivers each event from its own goroutine: wait for all 12.
+	waitFor(t, 10*time.Second, "12 events delivered to the proxy", func() (bool, string) {
+		return w.events.seen() == 12, fmt.Sprintf("%d seen", w.events.seen())
+	})
 	dropped, _ := w.events.snapshot()
 	if len(dropped) != 6 {
 		t.Fatalf("dropped %d events, want 6", len(dropped))
@@ -368,7 +380,9 @@ func TestRunConvergesWhenEventsAreLost(t *testing.T) {
 	// Within one reconcile interval (plus the time to process).
 	took := w.exact(interval + 5*time.Second)
 	t.Logf("converged %s after the last write, %d of 12 events lost", took.Round(time.Millisecond), len(dropped))
-	if found := w.metric("freshen_changes_found_by_reconcile_total"); int(found) != len(dropped) {
+	// Exactly the lost ones, unless a pass happened to list a key in the
+	// few milliseconds between its PUT and the arrival of its event.
+	if found := w.metric("freshen_changes_found_by_reconcile_total"); int(found) < len(dropped) || int(found) > len(dropped)+1 {
 		t.Errorf("changes_found_by_reconcile_total = %v, want %d (the lost events)", found, len(dropped))
 	}
 }
