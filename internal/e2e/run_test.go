@@ -152,6 +152,11 @@ func (w *world) metric(name string) float64 {
 func (w *world) exact(within time.Duration) time.Duration {
 	w.t.Helper()
 	start := time.Now()
+	defer func() {
+		if w.t.Failed() {
+			w.t.Logf("freshen run log:\n%s", w.d.log)
+		}
+	}()
 	waitFor(w.t, within, "index equals the bucket", func() (bool, string) {
 		want := w.groundTruth()
 		got, _ := w.indexRows()
@@ -160,7 +165,9 @@ func (w *world) exact(within time.Duration) time.Duration {
 		}
 		for i := range want {
 			if !want[i].same(got[i]) {
-				return false, fmt.Sprintf("differs at %q", want[i].Key)
+				var obj map[string]any
+				w.get("/v1/objects/"+urlPath(want[i].Key), &obj)
+				return false, fmt.Sprintf("differs at %q: want %+v, index has %+v; ledger: %v", want[i].Key, want[i], got[i], obj)
 			}
 		}
 		return true, ""
