@@ -276,6 +276,20 @@ func (r *runner) freshness() (section, error) {
 		}
 	}
 	drain := last.Sub(start)
+	var lastAck time.Time
+	mu.Lock()
+	for _, k := range keys {
+		if acked[k].After(lastAck) {
+			lastAck = acked[k]
+		}
+	}
+	mu.Unlock()
+	doneBefore := 0
+	for _, k := range keys {
+		if _, at, _ := cs.get(k); at.Before(lastAck) {
+			doneBefore++
+		}
+	}
 	burst := measure(fmt.Sprintf("burst of %d", burstN), keys)
 
 	// What the embedder alone needs for the same texts, with as many
@@ -345,8 +359,8 @@ func (r *runner) freshness() (section, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "versitygw on loopback sends S3 event notifications (webhook) to `freshen run` (in-process here, so each object's embedding time is known; default settings: %d workers, the built-in model behind the micro-batcher). Small Markdown notes (~60 tokens, one chunk) are PUT at steady rates, then in a burst by 16 concurrent uploaders. Lag = PUT acknowledged → the object's chunks committed to the index (the ledger commit follows the index write, so this bounds searchability from above). Overhead = lag − time spent in the embedder for that object.\n\n", cfg.Workers)
 	b.WriteString(table([]string{"load", "objects", "lag p50 ms", "lag p95 ms", "lag p99 ms", "embed p50 ms", "overhead p50 ms", "overhead p99 ms"}, rows))
-	fmt.Fprintf(&b, "\nBurst of %d: uploads took %s; all searchable %.2f s after the first PUT. The embedder alone, at its best (batches of 32, %d calls at once), needs %.2f s for the same %d chunks: the whole pipeline — webhooks, queue, HEAD/GET, extraction, chunking, index and ledger writes — adds %.0f%%.\n",
-		burstN, uploaded.Round(time.Millisecond), drain.Seconds(), runtime.GOMAXPROCS(0), embedOnly.Seconds(), len(chunkTexts), 100*(drain.Seconds()/embedOnly.Seconds()-1))
+	fmt.Fprintf(&b, "\nBurst of %d: uploads took %s (by the last acknowledgement %d objects were already searchable, while the uploads and the S3 server shared the cores); all searchable %.2f s after the first PUT. The embedder alone, at its best (batches of 32, %d calls at once), needs %.2f s for the same %d chunks: the whole pipeline — webhooks, queue, HEAD/GET, extraction, chunking, index and ledger writes — adds %.0f%%.\n",
+		burstN, uploaded.Round(time.Millisecond), doneBefore, drain.Seconds(), runtime.GOMAXPROCS(0), embedOnly.Seconds(), len(chunkTexts), 100*(drain.Seconds()/embedOnly.Seconds()-1))
 	b.WriteString("\n![freshness lag](bench/results/freshness.png)\n")
 	r.summary["burst_embedder_only_s"] = round(embedOnly.Seconds(), 2)
 	return section{title: "Freshness under load", body: b.String()}, nil
