@@ -45,7 +45,9 @@ type workload struct {
 // countingEmbedder is freshen's side of the shared counting embedder.
 type countingEmbedder struct{ texts, tokens atomic.Int64 }
 
-func (c *countingEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "counter", Dim: 8} }
+func (c *countingEmbedder) Model() freshen.ModelInfo {
+	return freshen.ModelInfo{Name: "counter", Dim: 8}
+}
 func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
