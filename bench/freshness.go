@@ -24,6 +24,7 @@ import (
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/daemon"
 	"github.com/freshen-io/freshen/internal/pipeline"
+	"github.com/freshen-io/freshen/internal/testenv"
 	s3source "github.com/freshen-io/freshen/source/s3"
 )
 
@@ -65,31 +66,10 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func versitygwBinary() (string, error) {
-	var dirs []string
-	if c := os.Getenv("FRESHEN_CACHE"); c != "" {
-		dirs = append(dirs, filepath.Join(c, "bin"))
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(h, ".cache", "freshen", "bin"))
-	}
-	for _, d := range dirs {
-		if p := filepath.Join(d, "versitygw"); fileExists(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	return "", errors.New("versitygw is not installed: run ./scripts/bench.sh (it installs it)")
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 func (r *runner) freshness() (section, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gwBin, err := versitygwBinary()
+	gwBin, err := testenv.FindBinary("versitygw")
 	if err != nil {
 		return section{}, err
 	}

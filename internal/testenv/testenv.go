@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -31,10 +32,9 @@ const (
 	SecretKey = "freshen-test-secret"
 )
 
-// Binary finds an installed server binary: $FRESHEN_CACHE/bin, then
-// ~/.cache/freshen/bin, then PATH.
-func Binary(t testing.TB, name string) string {
-	t.Helper()
+// FindBinary finds an installed server binary: $FRESHEN_CACHE/bin, then
+// ~/.cache/freshen/bin (where the project's scripts install it), then PATH.
+func FindBinary(name string) (string, error) {
 	var dirs []string
 	if c := os.Getenv("FRESHEN_CACHE"); c != "" {
 		dirs = append(dirs, filepath.Join(c, "bin"))
@@ -45,14 +45,23 @@ func Binary(t testing.TB, name string) string {
 	for _, d := range dirs {
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
+			return p, nil
 		}
 	}
 	if p, err := exec.LookPath(name); err == nil {
-		return p
+		return p, nil
 	}
-	t.Fatalf("%s is not installed: run ./scripts/test.sh (it installs it into ~/.cache/freshen/bin)", name)
-	return ""
+	return "", fmt.Errorf("%s is not installed: run ./scripts/test.sh (it installs it into ~/.cache/freshen/bin)", name)
+}
+
+// Binary is FindBinary for tests: a missing binary fails the test.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := FindBinary(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
