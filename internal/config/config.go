@@ -183,8 +183,8 @@ func (c Config) Validate() error {
 	if ch.OverlapBlocks < 0 || ch.OverlapBlocks > 8 {
 		add("chunk.overlap-blocks = %d: want 0..8", ch.OverlapBlocks)
 	}
-	if c.Limits.MaxObjectBytes < 1 {
-		add("limits.max-object-bytes must be positive")
+	if c.Limits.MaxObjectBytes < 1 || c.Limits.MaxObjectBytes > 1<<30 {
+		add("limits.max-object-bytes = %d: want 1 byte to 1GiB (an object is read into memory to be extracted)", c.Limits.MaxObjectBytes)
 	}
 	if c.Limits.MaxAttempts < 1 {
 		add("limits.max-attempts = %d: want at least 1", c.Limits.MaxAttempts)
