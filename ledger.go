@@ -95,7 +95,9 @@ type Commit struct {
 	Gone   bool
 	// Chunks replaces the key's chunk set (empty for skipped or gone).
 	Chunks []ChunkRef
-	// Work is added to the lifetime counters.
+	// Work is added to the lifetime counters. Embedding work is counted
+	// when the vectors are cached (see CacheEmbeddings), so a commit
+	// carries only ChunksReused.
 	Work Counters
 }
 
@@ -149,8 +151,11 @@ type Ledger interface {
 
 	// CachedEmbeddings returns the cached vectors of model for hashes.
 	CachedEmbeddings(ctx context.Context, model string, hashes []ChunkHash) (map[ChunkHash][]float32, error)
-	// CacheEmbeddings stores vectors; it is durable on return.
-	CacheEmbeddings(ctx context.Context, model string, vecs map[ChunkHash][]float32) error
+	// CacheEmbeddings stores vectors and, in the same transaction, adds
+	// the work that made them to the lifetime counters, so the counters
+	// survive a crash that happens before the object's commit. It is
+	// durable on return.
+	CacheEmbeddings(ctx context.Context, model string, vecs map[ChunkHash][]float32, work Counters) error
 
 	Counters(ctx context.Context) (Counters, error)
 	// Summary counts objects by state and chunks in total.

@@ -84,7 +84,7 @@ func (r *runner) freshness() (section, error) {
 		os.Setenv(k, v)
 	}
 	cfgPath := filepath.Join(dir, "freshen.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf("source:\n  bucket: docs\n  endpoint: %s\n  path-style: true\ndata-dir: data\nlisten: 127.0.0.1:%d\nreconcile-interval: 1h\n", endpoint, apiPort)), 0o644)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("source:\n  bucket: docs\n  endpoint: %s\n  path-style: true\ndata-dir: data\nlisten: 127.0.0.1:%d\nreconcile-interval: 5s\n", endpoint, apiPort)), 0o644)
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
 		return section{}, err

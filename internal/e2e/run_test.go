@@ -290,16 +290,30 @@ func TestRunEventsKeepIndexFresh(t *testing.T) {
 		return len(hits) > 0 && hits[0].Key == "fresh.md", ""
 	})
 	t.Logf("PUT searchable after %s", time.Since(start).Round(time.Millisecond))
-	// Overwrite, delete, copy, DeleteObjects.
-	w.put("a.md", "text/markdown", []byte("# Doc 0\n\nRewritten entirely: "+uniqueNew+"\n"))
-	testenv.Delete(t, w.client, w.bucket, "with space.md")
-	testenv.Copy(t, w.client, w.bucket, "plus+sign.md", "copy of plus+sign.md", nil)
-	_, err := w.client.DeleteObjects(t.Context(), &s3.DeleteObjectsInput{Bucket: aws.String(w.bucket), Delete: &types.Delete{
-		Objects: []types.ObjectIdentifier{{Key: aws.String("percent%41.md")}, {Key: aws.String("deep/x/y/z.txt")}}}})
-	if err != nil {
-		t.Fatal(err)
+	// Overwrite, delete, copy, DeleteObjects: each converges within 5 s.
+	// One at a time: versitygw v1.8.0 builds an event from request buffers
+	// that the next request may reuse before the event is marshalled, so
+	// back-to-back requests can emit an event with a garbled key (seen in
+	// CI: "with space.md" announced as "a.md space.md"). Such an event is a
+	// lost event, which only the reconciler (disabled here) recovers.
+	for _, op := range []struct {
+		name string
+		do   func()
+	}{
+		{"overwrite", func() { w.put("a.md", "text/markdown", []byte("# Doc 0\n\nRewritten entirely: "+uniqueNew+"\n")) }},
+		{"delete", func() { testenv.Delete(t, w.client, w.bucket, "with space.md") }},
+		{"copy", func() { testenv.Copy(t, w.client, w.bucket, "plus+sign.md", "copy of plus+sign.md", nil) }},
+		{"DeleteObjects", func() {
+			_, err := w.client.DeleteObjects(t.Context(), &s3.DeleteObjectsInput{Bucket: aws.String(w.bucket), Delete: &types.Delete{
+				Objects: []types.ObjectIdentifier{{Key: aws.String("percent%41.md")}, {Key: aws.String("deep/x/y/z.txt")}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		op.do()
+		t.Logf("%s converged in %s", op.name, w.exact(5*time.Second))
 	}
-	t.Logf("overwrite/delete/copy/DeleteObjects converged in %s", w.exact(5*time.Second))
 	// A deleted document disappears within 5 s.
 	start = time.Now()
 	testenv.Delete(t, w.client, w.bucket, "fresh.md")

@@ -87,13 +87,17 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 			for i, h := range part {
 				fresh[h] = vecs[i]
 			}
-			err = c.led.CacheEmbeddings(ctx, model, fresh)
+			paid := freshen.Counters{ChunksEmbedded: int64(len(part))}
+			for _, t := range batch {
+				paid.CharsEmbedded += int64(len([]rune(t)))
+				paid.TokensEmbedded += int64(c.countTokens(t))
+			}
+			// The cost is recorded with the vectors, atomically.
+			err = c.led.CacheEmbeddings(ctx, model, fresh, paid)
 			if err == nil {
-				work.ChunksEmbedded += int64(len(part))
-				for _, t := range batch {
-					work.CharsEmbedded += int64(len([]rune(t)))
-					work.TokensEmbedded += int64(c.countTokens(t))
-				}
+				work.ChunksEmbedded += paid.ChunksEmbedded
+				work.CharsEmbedded += paid.CharsEmbedded
+				work.TokensEmbedded += paid.TokensEmbedded
 			}
 		}
 		c.mu.Lock()

@@ -403,7 +403,8 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		}
 	}
 
-	commit := freshen.Commit{Object: rec, Gone: gone, Chunks: tgt.refs, Work: res.Work}
+	// Embedding work was counted when the vectors were cached.
+	commit := freshen.Commit{Object: rec, Gone: gone, Chunks: tgt.refs, Work: freshen.Counters{ChunksReused: res.Work.ChunksReused}}
 	switch {
 	case gone && len(prev) == 0 && !pending && !known:
 		res.Outcome = OutcomeAbsent

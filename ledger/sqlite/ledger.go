@@ -559,8 +559,8 @@ func (l *Ledger) CachedEmbeddings(ctx context.Context, model string, hashes []fr
 }
 
 // CacheEmbeddings implements freshen.Ledger.
-func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[freshen.ChunkHash][]float32) error {
-	if len(vecs) == 0 {
+func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[freshen.ChunkHash][]float32, work freshen.Counters) error {
+	if len(vecs) == 0 && work == (freshen.Counters{}) {
 		return nil
 	}
 	err := l.tx(ctx, func(tx *sql.Tx) error {
@@ -574,7 +574,7 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 				return err
 			}
 		}
-		return nil
+		return addCounters(ctx, tx, work)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: cache embeddings: %w", err)

@@ -209,7 +209,10 @@ func TestObjectsInKeyOrderWithPrefixAndPaging(t *testing.T) {
 func TestEmbeddingCache(t *testing.T) {
 	ctx := context.Background()
 	l, _ := setup(t)
-	must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h1": {1, 2}, "h2": {3, 4}}))
+	must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h1": {1, 2}, "h2": {3, 4}}, freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 9}))
+	if c, _ := l.Counters(ctx); c.ChunksEmbedded != 2 || c.TokensEmbedded != 9 {
+		t.Fatalf("counters = %+v, want the cached work counted", c)
+	}
 	got, err := l.CachedEmbeddings(ctx, "m1", []freshen.ChunkHash{"h1", "h3", "h2"})
 	must(t, err)
 	if len(got) != 2 || got["h2"][1] != 4 {
