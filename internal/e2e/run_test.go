@@ -286,10 +286,12 @@ func TestRunEventsKeepIndexFresh(t *testing.T) {
 	w := newWorld(t, "1h", 0) // no reconcile after the first: events alone
 	// PUTs, with odd keys.
 	keys := []string{"a.md", "with space.md", "plus+sign.md", "percent%41.md", "ünï/cödé.md", "deep/x/y/z.txt"}
+	// One at a time, each searchable within 5 s (see below on versitygw
+	// and back-to-back requests).
 	for i, k := range keys {
 		w.put(k, contentType(k), []byte(fmt.Sprintf("# Doc %d\n\n%s\n", i, paragraph(rand.New(rand.NewSource(int64(i))), 40))))
+		t.Logf("PUT %q converged in %s", k, w.exact(5*time.Second))
 	}
-	t.Logf("PUTs converged in %s", w.exact(10*time.Second))
 
 	// Freshness: a new document is searchable within 5 s.
 	start := time.Now()
