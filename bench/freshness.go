@@ -84,7 +84,7 @@ func (r *runner) freshness() (section, error) {
 		os.Setenv(k, v)
 	}
 	cfgPath := filepath.Join(dir, "freshen.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf("source:\n  bucket: docs\n  endpoint: %s\n  path-style: true\ndata-dir: data\nlisten: 127.0.0.1:%d\nreconcile-interval: 5s\n", endpoint, apiPort)), 0o644)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("source:\n  bucket: docs\n  endpoint: %s\n  path-style: true\ndata-dir: data\nlisten: 127.0.0.1:%d\n", endpoint, apiPort)), 0o644)
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
 		return section{}, err
@@ -337,7 +337,7 @@ func (r *runner) freshness() (section, error) {
 		delete(r.summary, "burst_1000_drain_s")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "versitygw on loopback sends S3 event notifications (webhook) to `freshen run` (in-process here, so each object's embedding time is known; default settings: %d workers, the built-in model behind the micro-batcher). Small Markdown notes (~60 tokens, one chunk) are PUT at steady rates, then in a burst by 16 concurrent uploaders. Lag = PUT acknowledged → the object's chunks committed to the index (the ledger commit follows the index write, so this bounds searchability from above). Overhead = lag − time spent in the embedder for that object.\n\n", cfg.Workers)
+	fmt.Fprintf(&b, "versitygw on loopback sends S3 event notifications (webhook) to `freshen run` (in-process here, so each object's embedding time is known; default settings: %d workers, the built-in model behind the micro-batcher, a reconcile pass every 5 minutes — so a lost event would show as a multi-minute outlier). Small Markdown notes (~60 tokens, one chunk) are PUT at steady rates, then in a burst by 16 concurrent uploaders. Lag = PUT acknowledged → the object's chunks committed to the index (the ledger commit follows the index write, so this bounds searchability from above). Overhead = lag − time spent in the embedder for that object.\n\n", cfg.Workers)
 	b.WriteString(table([]string{"load", "objects", "lag p50 ms", "lag p95 ms", "lag p99 ms", "embed p50 ms", "overhead p50 ms", "overhead p99 ms"}, rows))
 	fmt.Fprintf(&b, "\nBurst of %d: uploads took %s (by the last acknowledgement %d objects were already searchable, while the uploads and the S3 server shared the cores); all searchable %.2f s after the first PUT. The embedder alone, at its best (batches of 32, %d calls at once), needs %.2f s for the same %d chunks: the whole pipeline — webhooks, queue, HEAD/GET, extraction, chunking, index and ledger writes — adds %.0f%%.\n",
 		burstN, uploaded.Round(time.Millisecond), doneBefore, drain.Seconds(), runtime.GOMAXPROCS(0), embedOnly.Seconds(), len(chunkTexts), 100*(drain.Seconds()/embedOnly.Seconds()-1))

@@ -42,6 +42,9 @@ type runner struct {
 	plots   []string
 }
 
+// sectionOrder is the order of the report's sections (the suites' titles).
+var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale"}
+
 var suites = []struct {
 	name string
 	run  func(*runner) (section, error)
@@ -130,8 +133,31 @@ func writeReport(path string, r *runner, secs []section, suite string, quick boo
 		b.WriteString("**Quick mode**: reduced sizes; run without `--quick` for the full suite.\n\n")
 	}
 	b.WriteString("Headline figures are in [bench/results/summary.json](bench/results/summary.json).\n\n")
+	// A partial run keeps the other suites' sections of the existing file.
+	old := map[string]string{}
+	if prev, err := os.ReadFile(path); err == nil {
+		parts := strings.Split(string(prev), "\n## ")
+		for _, part := range parts[1:] {
+			title, body, _ := strings.Cut(part, "\n")
+			old[title] = strings.TrimLeft(body, "\n")
+		}
+	}
+	fresh := map[string]string{}
 	for _, s := range secs {
-		fmt.Fprintf(&b, "## %s\n\n%s\n", s.title, s.body)
+		fresh[s.title] = s.body
+	}
+	for _, t := range sectionOrder {
+		body, ok := fresh[t]
+		if !ok {
+			if body, ok = old[t]; !ok {
+				continue
+			}
+			body += "\n(From an earlier run: this run did not include this suite.)\n"
+			if strings.Contains(old[t], "(From an earlier run") {
+				body = old[t]
+			}
+		}
+		fmt.Fprintf(&b, "## %s\n\n%s\n", t, strings.TrimRight(body, "\n")+"\n")
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
