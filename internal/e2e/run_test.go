@@ -385,7 +385,7 @@ func TestRunEventsKeepIndexFresh(t *testing.T) {
 	// Metrics after the workload.
 	for name, min := range map[string]float64{
 		"freshen_events_received_total": 10, "freshen_objects_processed_total": 10, "freshen_chunks_embedded_total": 5,
-		"freshen_freshness_lag_seconds_count": 10, "freshen_reconcile_passes_total": 1, "freshen_reconcile_keys_scanned_total": 0,
+		"freshen_freshness_lag_seconds_count": 10, "freshen_reconcile_passes_total": 1, "freshen_reconcile_keys_scanned_total": 0, "freshen_tokens_reused_total": 1, "freshen_chunks_reused_total": 1,
 	} {
 		if v := w.metric(name); v < min {
 			t.Errorf("%s = %v, want >= %v", name, v, min)

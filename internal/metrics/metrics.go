@@ -26,6 +26,7 @@ type Metrics struct {
 	ChunksEmbedded    prometheus.Counter
 	ChunksReused      prometheus.Counter
 	TokensEmbedded    prometheus.Counter
+	TokensReused      prometheus.Counter
 	CharsEmbedded     prometheus.Counter
 	ObjectsProcessed  *prometheus.CounterVec
 	ReconcileDuration prometheus.Histogram
@@ -60,6 +61,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Chunks of processed objects that needed no embedding (unchanged or cached)."}),
 		TokensEmbedded: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_tokens_embedded_total",
 			Help: "Tokens sent to the embedder."}),
+		TokensReused: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_tokens_reused_total",
+			Help: "Estimated tokens (chunker's measure) of chunks of re-read objects that needed no embedding."}),
 		CharsEmbedded: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_chars_embedded_total",
 			Help: "Characters sent to the embedder."}),
 		ObjectsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_objects_processed_total",
@@ -74,7 +77,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Changes that no event announced, found by the reconciler: the measure of lost events."}),
 	}
 	reg.MustRegister(m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
-		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.CharsEmbedded,
+		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.TokensReused, m.CharsEmbedded,
 		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile)
 	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted, pipeline.OutcomeAbsent,
 		pipeline.OutcomeSkipped, pipeline.OutcomeRetry, pipeline.OutcomeFailed} {
@@ -89,6 +92,7 @@ func (m *Metrics) ObserveResult(r pipeline.Result) {
 	m.ChunksEmbedded.Add(float64(r.Work.ChunksEmbedded))
 	m.ChunksReused.Add(float64(r.Work.ChunksReused))
 	m.TokensEmbedded.Add(float64(r.Work.TokensEmbedded))
+	m.TokensReused.Add(float64(r.TokensReused))
 	m.CharsEmbedded.Add(float64(r.Work.CharsEmbedded))
 	m.ProcessSeconds.Observe(r.Duration.Seconds())
 	if r.EmbedTime > 0 {

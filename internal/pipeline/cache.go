@@ -36,9 +36,9 @@ func newEmbedCache(led freshen.Ledger, emb freshen.Embedder, batch int) *embedCa
 	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}}
 }
 
-// vectors returns a vector per distinct hash of chunks, and the embedding
-// work this call paid for.
-func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, freshen.Counters, error) {
+// vectors returns a vector per distinct hash of chunks, the embedding work
+// this call paid for, and which hashes it embedded itself.
+func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, freshen.Counters, map[freshen.ChunkHash]bool, error) {
 	var work freshen.Counters
 	texts := map[freshen.ChunkHash]string{}
 	var hashes []freshen.ChunkHash
@@ -50,7 +50,7 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 	}
 	out, err := c.led.CachedEmbeddings(ctx, model, hashes)
 	if err != nil {
-		return nil, work, err
+		return nil, work, nil, err
 	}
 	var mine []freshen.ChunkHash
 	waits := map[freshen.ChunkHash]*call{}
@@ -122,21 +122,25 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 				delete(c.inflight, h)
 			}
 			c.mu.Unlock()
-			return nil, work, fmt.Errorf("embed: %w", err)
+			return nil, work, nil, fmt.Errorf("embed: %w", err)
 		}
 	}
 	for h, cl := range waits {
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
-			return nil, work, ctx.Err()
+			return nil, work, nil, ctx.Err()
 		}
 		if cl.err != nil {
-			return nil, work, cl.err
+			return nil, work, nil, cl.err
 		}
 		out[h] = cl.vec
 	}
-	return out, work, nil
+	embedded := make(map[freshen.ChunkHash]bool, len(mine))
+	for _, h := range mine {
+		embedded[h] = true
+	}
+	return out, work, embedded, nil
 }
 
 func (c *embedCache) countTokens(text string) int {

@@ -92,6 +92,9 @@ type Result struct {
 	// Chunks is the object's chunk count after processing.
 	Chunks int
 	Work   freshen.Counters
+	// TokensReused estimates (by the chunker's measure) the tokens of the
+	// chunks of a re-read object that needed no embedding.
+	TokensReused int64
 	// FirstSeen is when the earliest change to the key was noticed.
 	FirstSeen time.Time
 	Duration  time.Duration
@@ -366,13 +369,15 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 
 	res := Result{Chunks: len(tgt.refs)}
 	var records []freshen.Record
+	embedded := map[freshen.ChunkHash]bool{}
 	if len(upserts) > 0 {
 		need := make([]freshen.Chunk, 0, len(upserts))
 		for _, id := range upserts {
 			need = append(need, tgt.chunks[id])
 		}
 		t0 := time.Now()
-		vecs, work, err := p.cache.vectors(ctx, model, need)
+		vecs, work, mine, err := p.cache.vectors(ctx, model, need)
+		embedded = mine
 		res.EmbedTime = time.Since(t0)
 		res.Work = work
 		if err != nil {
@@ -389,6 +394,11 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	res.Work.ChunksReused = int64(len(tgt.refs)) - res.Work.ChunksEmbedded
 	if res.Work.ChunksReused < 0 {
 		res.Work.ChunksReused = 0
+	}
+	for _, c := range tgt.chunks {
+		if !embedded[c.Hash] {
+			res.TokensReused += int64(c.Tokens)
+		}
 	}
 
 	if len(upserts)+len(deletes) > 0 {
