@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/index/indextest"
 )
 
 func setup(t *testing.T) (*Index, string) {
@@ -99,4 +100,11 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	indextest.Run(t, func(t *testing.T) freshen.Index {
+		x, _ := setup(t)
+		return x
+	})
 }
