@@ -98,7 +98,7 @@ func pipelineCeiling(ctx context.Context, quick bool) (objsPerS float64, chunksP
 	if quick {
 		n = 300
 	}
-	s, err := newStack(ctx, &zeroEmbedder{}, 4, nil)
+	s, err := newStack(ctx, &countingEmbedder{}, 4, nil)
 	if err != nil {
 		return 0, 0, err
 	}

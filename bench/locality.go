@@ -42,7 +42,9 @@ type workload struct {
 	Steps []step `json:"steps"`
 }
 
-// countingEmbedder is freshen's side of the shared counting embedder.
+// countingEmbedder costs nothing and counts what it is sent: freshen's side
+// of the shared counting embedder, and the zero-cost embedder of the
+// pipeline ceiling. Safe for concurrent workers.
 type countingEmbedder struct{ texts, tokens atomic.Int64 }
 
 func (c *countingEmbedder) Model() freshen.ModelInfo {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/builtin"
 )
 
@@ -83,22 +82,6 @@ func round(x float64, digits int) float64 {
 		p *= 10
 	}
 	return float64(int64(x*p+0.5)) / p
-}
-
-// zeroEmbedder returns constant vectors instantly, and counts.
-type zeroEmbedder struct{ texts, tokens int64 }
-
-func (z *zeroEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "zero", Dim: 8} }
-func (z *zeroEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, len(texts))
-	for i, t := range texts {
-		z.texts++
-		z.tokens += int64(countTokens(t))
-		v := make([]float32, 8)
-		v[i%8] = 1
-		out[i] = v
-	}
-	return out, nil
 }
 
 // countTokens is the shared token measure of the locality suite (the same
