@@ -91,15 +91,14 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		if o.OnResult != nil {
 			o.OnResult(r)
 		}
-		switch {
-		case r.Err != nil:
-			log.Warn("object failed", "key", r.Key, "outcome", r.Outcome, "err", r.Err)
-		default:
+		// Failures are logged by the pipeline itself.
+		if r.Err == nil {
 			log.Debug("object processed", "key", r.Key, "outcome", r.Outcome, "chunks", r.Chunks,
 				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
 		}
 	})
 	if n, err := p.Recover(ctx); err != nil {
+		srv.Close()
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
 		log.Warn("recovering keys whose index writes were interrupted", "keys", n)
