@@ -50,3 +50,19 @@ type Embedder interface {
 	Model() ModelInfo
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 }
+
+// TokenCounter is implemented by embedders that count their own tokens;
+// freshen then reports the model's tokens (what a provider bills) instead
+// of the chunker's estimate. Decorators forward it.
+type TokenCounter interface {
+	CountTokens(text string) int
+}
+
+// CountTokens counts text's tokens with e's own measure when it has one,
+// else estimates four bytes a token.
+func CountTokens(e Embedder, text string) int {
+	if tc, ok := e.(TokenCounter); ok {
+		return tc.CountTokens(text)
+	}
+	return (len(text) + 3) / 4
+}

@@ -47,12 +47,22 @@ type ChunkRef struct {
 	Ordinal int       `json:"ordinal"`
 }
 
-// Lease is the exclusive right to process one dirty key for a while.
+// Lease is the exclusive right to process one dirty key until Expires.
+//
+// Token is the lease's fencing token: every lease the ledger grants gets
+// a new one, greater than any before it. Only the key's current lease may
+// record an intent, commit, fail or release it; a holder whose lease
+// expired and was granted to someone else gets ErrLeaseLost from all of
+// them, even if it is the same process under the same owner name.
 type Lease struct {
 	Bucket string
 	Key    string
-	// Owner is who holds the lease (set by Lease).
+	// Token fences this lease from every other lease of the key.
+	Token int64
+	// Owner names who holds the lease (for operators; not a fence).
 	Owner string
+	// Expires is when the lease ends unless extended (see Queue.Extend).
+	Expires time.Time
 	// Generation counts the changes queued for the key; a lease completes
 	// (removes the key from the queue) only if no change arrived since it
 	// was taken.
@@ -61,6 +71,27 @@ type Lease struct {
 	FirstSeen time.Time
 	Attempts  int
 	Origin    string
+}
+
+// LeaseParams asks for leases.
+type LeaseParams struct {
+	// Owner names the caller (a process and pool), for operators.
+	Owner string
+	// Max is the most keys to lease.
+	Max int
+	// TTL is how long the leases last unless extended.
+	TTL time.Duration
+}
+
+// Failure is a failed attempt at a leased key.
+type Failure struct {
+	Err error
+	// RetryAt is the earliest time the key may be leased again.
+	RetryAt time.Time
+	// MaxAttempts parks the key once its attempts reach it.
+	MaxAttempts int
+	// Permanent parks the key now, whatever its attempts.
+	Permanent bool
 }
 
 // Intent is the write-ahead record of index writes about to happen for one
@@ -101,67 +132,104 @@ type Commit struct {
 	Work Counters
 }
 
-// Ledger is freshen's durable state: object versions and chunk sets, the
-// dirty-key queue with leases, write-ahead intents, the embedding cache
-// and the counters.
+// KeyState is what the ledger knows of one key, read in one round trip.
+type KeyState struct {
+	// Object is the key's row; Known is false when there is none.
+	Object ObjectRecord
+	Known  bool
+	// Chunks is the committed chunk set, in ordinal order.
+	Chunks []ChunkRef
+	// Intent is the unfinished write-ahead intent; Pending is false when
+	// there is none.
+	Intent  Intent
+	Pending bool
+}
+
+// Queue is the dirty-key queue with fenced leases.
 //
 // Contract:
-//   - Every method is safe for concurrent use by many workers (and, for
-//     implementations on a shared database, many processes).
 //   - Enqueue coalesces: a key appears in the queue at most once, keeping
-//     the earliest unprocessed change time.
-//   - Lease hands a key to one caller at a time until the lease expires;
-//     Complete and Fail are no-ops for a lease that has expired and been
-//     taken by someone else (they return ErrLeaseLost).
-//   - Complete applies c atomically: chunk set, object row, counters,
-//     clearing the key's intent and dequeueing it (unless a newer change
-//     arrived, which keeps it queued).
-//   - Errors are retryable unless they wrap ErrNotFound.
-type Ledger interface {
-	// Enqueue returns how many of the changes' keys were not queued yet
-	// (the others coalesced into a pending entry).
+//     the earliest unprocessed change time. It returns how many of the
+//     changes' keys were not queued yet. It is durable on return.
+//   - Lease hands each key to one caller at a time, with a new fencing
+//     token, until the lease expires; it never returns a key whose retry
+//     time has not come.
+//   - Extend, Release and Fail (and Complete and BeginIntent) fail with
+//     ErrLeaseLost for any lease but the key's current one; nothing
+//     changes then. An expired lease that nobody took over is still the
+//     current one.
+//   - Extend moves the lease's expiry to now+ttl and updates l.Expires.
+//   - Release gives a key back unprocessed and uncounted (shutdown, or a
+//     failure that was not an attempt); it may be leased again at once.
+//   - Fail records a failed attempt; at f.MaxAttempts attempts, or at once
+//     when f.Permanent, the key is parked as StateFailed with the error and
+//     leaves the queue.
+type Queue interface {
 	Enqueue(ctx context.Context, changes []Change) (added int, err error)
-	Lease(ctx context.Context, owner string, max int, ttl time.Duration) ([]Lease, error)
-	Complete(ctx context.Context, l Lease, c Commit) error
-	// Fail records a failed attempt; after maxAttempts the key is parked
-	// as StateFailed with the error and leaves the queue.
-	Fail(ctx context.Context, l Lease, cause error, retryAt time.Time, maxAttempts int) error
-	// Release gives a lease back unprocessed (graceful shutdown).
+	Lease(ctx context.Context, p LeaseParams) ([]Lease, error)
+	Extend(ctx context.Context, l *Lease, ttl time.Duration) error
 	Release(ctx context.Context, l Lease) error
-	// ReleaseAll frees every lease. Only for a process that knows no other
-	// process uses the ledger (it holds the data directory's lock) and is
-	// starting up: leases left by a crashed run are then stale.
-	ReleaseAll(ctx context.Context) error
+	Fail(ctx context.Context, l Lease, f Failure) error
 	// Backlog returns the number of queued keys and the oldest FirstSeen.
 	Backlog(ctx context.Context) (n int, oldest time.Time, err error)
+	// Queued reports whether key has a change waiting.
+	Queued(ctx context.Context, bucket, key string) (bool, error)
+}
 
-	Object(ctx context.Context, bucket, key string) (ObjectRecord, error)
-	Chunks(ctx context.Context, bucket, key string) ([]ChunkRef, error)
-	// Objects calls fn for each object of bucket whose key starts with
-	// prefix and sorts after startAfter, in ascending byte order of keys.
-	Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(ObjectRecord) error) error
-
-	// BeginIntent durably records index writes before they are made.
-	BeginIntent(ctx context.Context, bucket, key string, in Intent) error
-	// PendingIntent returns the key's unfinished intent, if any.
-	PendingIntent(ctx context.Context, bucket, key string) (Intent, bool, error)
+// Catalog is the ledger's record of what the index holds for each key.
+//
+// Contract:
+//   - Complete applies c atomically for the current lease l: chunk set,
+//     object row, counters, clearing the key's intents and dequeueing it
+//     (unless a newer change arrived, which keeps it queued).
+//   - BeginIntent durably records index writes before they are made; it
+//     fails with ErrLeaseLost unless l is current, so no index write
+//     happens without an intent of the current lease. Intents of a key
+//     accumulate until its Complete.
+//   - Object returns an error wrapping ErrNotFound for an unknown key.
+//   - Objects calls fn for each object of bucket whose key starts with
+//     prefix and sorts after startAfter, in ascending byte order of keys,
+//     from the calling goroutine, outside any transaction; fn may call the
+//     ledger. It streams.
+type Catalog interface {
+	State(ctx context.Context, bucket, key string) (KeyState, error)
+	BeginIntent(ctx context.Context, l Lease, in Intent) error
+	Complete(ctx context.Context, l Lease, c Commit) error
 	// KeysWithIntents lists keys whose index writes may not have been
 	// committed (a crash between index write and ledger commit).
 	KeysWithIntents(ctx context.Context) ([]Change, error)
-
-	// CachedEmbeddings returns the cached vectors of model for hashes.
-	CachedEmbeddings(ctx context.Context, model string, hashes []ChunkHash) (map[ChunkHash][]float32, error)
-	// CacheEmbeddings stores vectors and, in the same transaction, adds
-	// the work that made them to the lifetime counters, so the counters
-	// survive a crash that happens before the object's commit. It is
-	// durable on return.
-	CacheEmbeddings(ctx context.Context, model string, vecs map[ChunkHash][]float32, work Counters) error
-
-	Counters(ctx context.Context) (Counters, error)
-	// Summary counts objects by state and chunks in total.
-	Summary(ctx context.Context) (Summary, error)
+	Object(ctx context.Context, bucket, key string) (ObjectRecord, error)
+	Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(ObjectRecord) error) error
 	// ObjectsInState lists up to limit objects in state, oldest update first.
 	ObjectsInState(ctx context.Context, state ObjectState, limit int) ([]ObjectRecord, error)
+	// Summary counts objects by state and chunks in total.
+	Summary(ctx context.Context) (Summary, error)
+}
+
+// EmbeddingCache stores vectors by (model, chunk hash).
+//
+// Contract: CacheEmbeddings stores vectors and, in the same transaction,
+// adds the work that made them to the lifetime counters, so the counters
+// survive a crash before the object's commit. It is durable on return and
+// idempotent. Counters returns the lifetime sums.
+type EmbeddingCache interface {
+	CachedEmbeddings(ctx context.Context, model string, hashes []ChunkHash) (map[ChunkHash][]float32, error)
+	CacheEmbeddings(ctx context.Context, model string, vecs map[ChunkHash][]float32, work Counters) error
+	Counters(ctx context.Context) (Counters, error)
+}
+
+// Ledger is freshen's durable state: the dirty-key queue with leases, the
+// object rows and chunk sets with write-ahead intents, and the embedding
+// cache with the cost counters. Components depend on the smallest of
+// these interfaces that does their job.
+//
+// Every method is safe for concurrent use by many workers (and, for
+// implementations on a shared database, many processes). Errors are
+// retryable unless they wrap ErrNotFound or ErrLeaseLost.
+type Ledger interface {
+	Queue
+	Catalog
+	EmbeddingCache
 	Close() error
 }
 

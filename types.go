@@ -233,16 +233,26 @@ type Chunker interface {
 	Split(doc *Document) ([]Chunk, error)
 }
 
-// Index is a vector index.
+// Index is a vector index of one model's vectors.
 //
-// Contract: Upsert and Delete are idempotent by ID, so callers may retry
-// them after any error; deleting a missing ID is not an error. Search
-// returns at most q.K hits, best first. All methods are safe for
-// concurrent use.
+// Contract:
+//   - Dim is the length of every vector the index holds and accepts: the
+//     model's dimension, fixed when the index is opened.
+//   - Upsert and Delete are idempotent by ID, so callers may retry them
+//     after any error; deleting a missing ID is not an error. A record
+//     whose vector is not Dim long fails the whole call with an error
+//     wrapping ErrDimension (permanent), and nothing is written.
+//   - Search returns at most q.K hits, best first; a query vector that is
+//     not Dim long is an error wrapping ErrDimension.
+//   - Errors are retryable unless classified otherwise (see IsPermanent).
+//   - All methods but Close are safe for concurrent use. Close releases
+//     the index's resources; no method may be called after it.
 type Index interface {
+	Dim() int
 	Upsert(ctx context.Context, records []Record) error
 	Delete(ctx context.Context, ids []ChunkID) error
 	Search(ctx context.Context, q Query) ([]Hit, error)
+	Close() error
 }
 
 // CompareSequencers orders two S3 event sequencers for the same key: the
