@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,15 +19,39 @@ import (
 // (lease expiry and retry backoff are checked by moving it).
 type NewLedger func(t *testing.T, now func() time.Time) freshen.Ledger
 
-// Run checks the freshen.Ledger contract.
+// Run checks the freshen.Ledger contract, organised like the interface:
+// the queue with its fenced leases, the catalog of objects and intents,
+// and the embedding cache.
 func Run(t *testing.T, newLedger NewLedger) {
-	t.Run("QueueCoalesces", func(t *testing.T) { tQueueCoalesces(t, newLedger) })
-	t.Run("ChangeDuringProcessingStaysQueued", func(t *testing.T) { tChangeDuringProcessingStaysQueued(t, newLedger) })
-	t.Run("CompleteReplacesChunksAtomically", func(t *testing.T) { tCompleteReplacesChunksAtomically(t, newLedger) })
-	t.Run("FailBacksOffThenParks", func(t *testing.T) { tFailBacksOffThenParks(t, newLedger) })
-	t.Run("ObjectsInKeyOrderWithPrefixAndPaging", func(t *testing.T) { tObjectsInKeyOrderWithPrefixAndPaging(t, newLedger) })
+	t.Run("Queue", func(t *testing.T) {
+		t.Run("Coalesces", func(t *testing.T) { tQueueCoalesces(t, newLedger) })
+		t.Run("ChangeDuringProcessingStaysQueued", func(t *testing.T) { tChangeDuringProcessingStaysQueued(t, newLedger) })
+		t.Run("FailBacksOffThenParks", func(t *testing.T) { tFailBacksOffThenParks(t, newLedger) })
+		t.Run("PermanentFailureParksAtOnce", func(t *testing.T) { tPermanentFailureParksAtOnce(t, newLedger) })
+		t.Run("ReleaseHandsKeysBack", func(t *testing.T) { tReleaseHandsKeysBack(t, newLedger) })
+		t.Run("StaleLeaseLosesEverywhere", func(t *testing.T) { tStaleLeaseLosesEverywhere(t, newLedger) })
+		t.Run("ExtendKeepsTheKey", func(t *testing.T) { tExtendKeepsTheKey(t, newLedger) })
+		t.Run("TwoPoolsNeverShareAKey", func(t *testing.T) { tTwoPoolsNeverShareAKey(t, newLedger) })
+	})
+	t.Run("Catalog", func(t *testing.T) {
+		t.Run("CompleteReplacesChunksAtomically", func(t *testing.T) { tCompleteReplacesChunksAtomically(t, newLedger) })
+		t.Run("ObjectsInKeyOrderWithPrefixAndPaging", func(t *testing.T) { tObjectsInKeyOrderWithPrefixAndPaging(t, newLedger) })
+	})
 	t.Run("EmbeddingCache", func(t *testing.T) { tEmbeddingCache(t, newLedger) })
-	t.Run("ReleaseHandsKeysBack", func(t *testing.T) { tReleaseHandsKeysBack(t, newLedger) })
+}
+
+// lease leases up to max keys for owner.
+func lease(t *testing.T, l freshen.Ledger, owner string, max int, ttl time.Duration) []freshen.Lease {
+	t.Helper()
+	ls, err := l.Lease(context.Background(), freshen.LeaseParams{Owner: owner, Max: max, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
+}
+
+func fail(err error, retryAt time.Time, maxAttempts int) freshen.Failure {
+	return freshen.Failure{Err: err, RetryAt: retryAt, MaxAttempts: maxAttempts}
 }
 
 type bundle struct{ now time.Time }
@@ -51,22 +76,30 @@ func tQueueCoalesces(t *testing.T, newLedger NewLedger) {
 	if n != 2 || !oldest.Equal(t0) {
 		t.Fatalf("backlog = %d, %v; want 2, %v", n, oldest, t0)
 	}
-	leases, err := l.Lease(ctx, "w1", 10, time.Minute)
-	must(t, err)
+	if q, err := l.Queued(ctx, "b", "k"); err != nil || !q {
+		t.Fatalf("Queued(k) = %v, %v", q, err)
+	}
+	if q, err := l.Queued(ctx, "b", "nope"); err != nil || q {
+		t.Fatalf("Queued(nope) = %v, %v", q, err)
+	}
+	leases := lease(t, l, "w1", 10, time.Minute)
 	if len(leases) != 2 || leases[0].Key != "k" || !leases[0].FirstSeen.Equal(t0) || leases[0].Generation != 3 {
 		t.Fatalf("leases = %+v", leases)
 	}
+	if leases[0].Token == 0 || leases[0].Token == leases[1].Token || !leases[0].Expires.Equal(b.now.Add(time.Minute)) {
+		t.Fatalf("leases need distinct tokens and their expiry: %+v", leases)
+	}
 	// Leased keys are not handed out again until the lease expires.
-	again, err := l.Lease(ctx, "w2", 10, time.Minute)
-	must(t, err)
-	if len(again) != 0 {
+	if again := lease(t, l, "w2", 10, time.Minute); len(again) != 0 {
 		t.Fatalf("second lease got %+v", again)
 	}
 	b.now = b.now.Add(2 * time.Minute)
-	again, err = l.Lease(ctx, "w2", 10, time.Minute)
-	must(t, err)
+	again := lease(t, l, "w2", 10, time.Minute)
 	if len(again) != 2 {
 		t.Fatalf("after expiry got %d leases", len(again))
+	}
+	if again[0].Token <= max(leases[0].Token, leases[1].Token) {
+		t.Fatalf("tokens must grow: %d after %d", again[0].Token, leases[1].Token)
 	}
 	// The first owner lost its lease.
 	if err := l.Complete(ctx, leases[0], freshen.Commit{Gone: true}); !errors.Is(err, freshen.ErrLeaseLost) {
@@ -79,8 +112,7 @@ func tChangeDuringProcessingStaysQueued(t *testing.T, newLedger NewLedger) {
 	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
 	l := newLedger(t, func() time.Time { return b.now })
 	mustEnqueue(t, l, []freshen.Change{change("k", b.now)})
-	ls, err := l.Lease(ctx, "w", 1, time.Minute)
-	must(t, err)
+	ls := lease(t, l, "w", 1, time.Minute)
 	mustEnqueue(t, l, []freshen.Change{change("k", b.now)}) // arrives mid-flight
 	obj := freshen.ObjectRecord{Bucket: "b", Key: "k", ETag: "e1", State: freshen.StateIndexed}
 	must(t, l.Complete(ctx, ls[0], freshen.Commit{Object: obj}))
@@ -89,61 +121,14 @@ func tChangeDuringProcessingStaysQueued(t *testing.T, newLedger NewLedger) {
 	if n != 1 {
 		t.Fatalf("backlog = %d, want the key still queued", n)
 	}
-	ls, err = l.Lease(ctx, "w", 1, time.Minute)
-	must(t, err)
+	// The lease that completed is spent, even though the key stays queued.
+	if err := l.Complete(ctx, ls[0], freshen.Commit{Object: obj}); !errors.Is(err, freshen.ErrLeaseLost) {
+		t.Fatalf("second Complete of one lease: %v", err)
+	}
+	ls = lease(t, l, "w", 1, time.Minute)
 	must(t, l.Complete(ctx, ls[0], freshen.Commit{Object: obj}))
 	if n, _, _ := l.Backlog(ctx); n != 0 {
 		t.Fatalf("backlog = %d after completing", n)
-	}
-}
-
-func tCompleteReplacesChunksAtomically(t *testing.T, newLedger NewLedger) {
-	ctx := context.Background()
-	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
-	l := newLedger(t, func() time.Time { return b.now })
-	mustEnqueue(t, l, []freshen.Change{change("doc.md", b.now)})
-	ls, _ := l.Lease(ctx, "w", 1, time.Minute)
-	must(t, l.BeginIntent(ctx, "b", "doc.md", freshen.Intent{Upserts: []freshen.ChunkID{"c1", "c2"}}))
-	if keys, _ := l.KeysWithIntents(ctx); len(keys) != 1 || keys[0].Key != "doc.md" {
-		t.Fatalf("KeysWithIntents = %+v", keys)
-	}
-	in, ok, err := l.PendingIntent(ctx, "b", "doc.md")
-	must(t, err)
-	if !ok || !slices.Equal(in.Upserts, []freshen.ChunkID{"c1", "c2"}) {
-		t.Fatalf("PendingIntent = %+v %v", in, ok)
-	}
-	commit := freshen.Commit{
-		Object: freshen.ObjectRecord{Bucket: "b", Key: "doc.md", ETag: "e", Size: 10, State: freshen.StateIndexed, Chunker: "c", Model: "m"},
-		Chunks: []freshen.ChunkRef{{ID: "c2", Hash: "h2", Ordinal: 1}, {ID: "c1", Hash: "h1", Ordinal: 0}},
-		Work:   freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120},
-	}
-	must(t, l.Complete(ctx, ls[0], commit))
-	chunks, err := l.Chunks(ctx, "b", "doc.md")
-	must(t, err)
-	if len(chunks) != 2 || chunks[0].ID != "c1" {
-		t.Fatalf("chunks = %+v", chunks)
-	}
-	if _, ok, _ := l.PendingIntent(ctx, "b", "doc.md"); ok {
-		t.Fatal("intent survived Complete")
-	}
-	o, err := l.Object(ctx, "b", "doc.md")
-	must(t, err)
-	if o.Chunks != 2 || o.State != freshen.StateIndexed || o.ETag != "e" {
-		t.Fatalf("object = %+v", o)
-	}
-	c, _ := l.Counters(ctx)
-	if c != (freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120}) {
-		t.Fatalf("counters = %+v", c)
-	}
-	// Deleting the object removes its row and chunks.
-	mustEnqueue(t, l, []freshen.Change{change("doc.md", b.now)})
-	ls, _ = l.Lease(ctx, "w", 1, time.Minute)
-	must(t, l.Complete(ctx, ls[0], freshen.Commit{Gone: true}))
-	if _, err := l.Object(ctx, "b", "doc.md"); !errors.Is(err, freshen.ErrNotFound) {
-		t.Fatalf("Object after delete: %v", err)
-	}
-	if chunks, _ := l.Chunks(ctx, "b", "doc.md"); len(chunks) != 0 {
-		t.Fatalf("chunks after delete: %v", chunks)
 	}
 }
 
@@ -153,14 +138,16 @@ func tFailBacksOffThenParks(t *testing.T, newLedger NewLedger) {
 	l := newLedger(t, func() time.Time { return b.now })
 	mustEnqueue(t, l, []freshen.Change{change("bad", b.now)})
 	for attempt := 1; attempt <= 3; attempt++ {
-		ls, err := l.Lease(ctx, "w", 1, time.Minute)
-		must(t, err)
+		ls := lease(t, l, "w", 1, time.Minute)
 		if len(ls) != 1 {
 			t.Fatalf("attempt %d: no lease", attempt)
 		}
-		must(t, l.Fail(ctx, ls[0], fmt.Errorf("boom %d", attempt), b.now.Add(time.Minute), 3))
+		if ls[0].Attempts != attempt-1 {
+			t.Fatalf("attempt %d: lease says %d attempts", attempt, ls[0].Attempts)
+		}
+		must(t, l.Fail(ctx, ls[0], fail(fmt.Errorf("boom %d", attempt), b.now.Add(time.Minute), 3)))
 		if attempt < 3 {
-			if ls, _ := l.Lease(ctx, "w", 1, time.Minute); len(ls) != 0 {
+			if ls := lease(t, l, "w", 1, time.Minute); len(ls) != 0 {
 				t.Fatal("leased during backoff")
 			}
 			b.now = b.now.Add(2 * time.Minute)
@@ -173,6 +160,247 @@ func tFailBacksOffThenParks(t *testing.T, newLedger NewLedger) {
 	must(t, err)
 	if o.State != freshen.StateFailed || o.Reason != "boom 3" || o.Attempts != 3 {
 		t.Fatalf("object = %+v", o)
+	}
+	if objs, err := l.ObjectsInState(ctx, freshen.StateFailed, 10); err != nil || len(objs) != 1 || objs[0].Key != "bad" {
+		t.Fatalf("ObjectsInState(failed) = %+v, %v", objs, err)
+	}
+}
+
+func tPermanentFailureParksAtOnce(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	mustEnqueue(t, l, []freshen.Change{change("poison", b.now)})
+	ls := lease(t, l, "w", 1, time.Minute)
+	must(t, l.Fail(ctx, ls[0], freshen.Failure{Err: errors.New("input rejected"), RetryAt: b.now, MaxAttempts: 5, Permanent: true}))
+	if n, _, _ := l.Backlog(ctx); n != 0 {
+		t.Fatalf("backlog = %d, want parked after one permanent failure", n)
+	}
+	o, err := l.Object(ctx, "b", "poison")
+	must(t, err)
+	if o.State != freshen.StateFailed || o.Reason != "input rejected" || o.Attempts != 1 {
+		t.Fatalf("object = %+v", o)
+	}
+}
+
+func tReleaseHandsKeysBack(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	mustEnqueue(t, l, []freshen.Change{change("a", b.now), change("b", b.now)})
+	ls := lease(t, l, "w1", 2, time.Hour)
+	if len(ls) != 2 {
+		t.Fatalf("leased %d", len(ls))
+	}
+	must(t, l.Release(ctx, ls[0]))
+	again := lease(t, l, "w2", 2, time.Hour)
+	if len(again) != 1 || again[0].Key != ls[0].Key || again[0].Attempts != 0 {
+		t.Fatalf("after Release: %+v", again)
+	}
+	// A released lease is spent.
+	if err := l.Release(ctx, ls[0]); !errors.Is(err, freshen.ErrLeaseLost) {
+		t.Fatalf("second Release: %v", err)
+	}
+}
+
+// tStaleLeaseLosesEverywhere is the fencing contract: after a lease
+// expires and the key is leased again, by the same owner name as a
+// worker pool of one process uses, only the new lease may act.
+func tStaleLeaseLosesEverywhere(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	mustEnqueue(t, l, []freshen.Change{change("k", b.now)})
+	stale := lease(t, l, "pool", 1, time.Minute)[0]
+	b.now = b.now.Add(2 * time.Minute) // a GC pause, a slow embedder
+	cur := lease(t, l, "pool", 1, time.Minute)
+	if len(cur) != 1 {
+		t.Fatal("expired lease not handed out again")
+	}
+	obj := freshen.ObjectRecord{Bucket: "b", Key: "k", ETag: "stale", State: freshen.StateIndexed}
+	lost := func(op string, err error) {
+		t.Helper()
+		if !errors.Is(err, freshen.ErrLeaseLost) {
+			t.Fatalf("%s with a stale lease: %v, want ErrLeaseLost", op, err)
+		}
+	}
+	lost("BeginIntent", l.BeginIntent(ctx, stale, freshen.Intent{Upserts: []freshen.ChunkID{"orphan"}}))
+	lost("Complete", l.Complete(ctx, stale, freshen.Commit{Object: obj, Chunks: []freshen.ChunkRef{{ID: "orphan", Hash: "h"}}}))
+	lost("Fail", l.Fail(ctx, stale, fail(errors.New("x"), b.now, 1)))
+	lost("Release", l.Release(ctx, stale))
+	s := stale
+	lost("Extend", l.Extend(ctx, &s, time.Hour))
+	st, err := l.State(ctx, "b", "k")
+	must(t, err)
+	if st.Known || st.Pending || len(st.Chunks) != 0 {
+		t.Fatalf("a stale lease changed the key: %+v", st)
+	}
+	// The current holder is unaffected.
+	must(t, l.BeginIntent(ctx, cur[0], freshen.Intent{Upserts: []freshen.ChunkID{"c1"}}))
+	obj.ETag = "current"
+	must(t, l.Complete(ctx, cur[0], freshen.Commit{Object: obj, Chunks: []freshen.ChunkRef{{ID: "c1", Hash: "h1"}}}))
+	st, err = l.State(ctx, "b", "k")
+	must(t, err)
+	if !st.Known || st.Object.ETag != "current" || st.Pending || len(st.Chunks) != 1 {
+		t.Fatalf("state after the current lease committed: %+v", st)
+	}
+	// Leases of a key that was dequeued and queued again stay fenced too.
+	mustEnqueue(t, l, []freshen.Change{change("k", b.now)})
+	next := lease(t, l, "pool", 1, time.Minute)
+	lost("Complete of the first lease after requeue", l.Complete(ctx, stale, freshen.Commit{Gone: true}))
+	lost("Complete of the second lease after requeue", l.Complete(ctx, cur[0], freshen.Commit{Gone: true}))
+	must(t, l.Complete(ctx, next[0], freshen.Commit{Gone: true}))
+}
+
+func tExtendKeepsTheKey(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	mustEnqueue(t, l, []freshen.Change{change("slow", b.now)})
+	ls := lease(t, l, "w1", 1, time.Minute)[0]
+	for i := 0; i < 3; i++ {
+		b.now = b.now.Add(40 * time.Second)
+		must(t, l.Extend(ctx, &ls, time.Minute))
+		if !ls.Expires.Equal(b.now.Add(time.Minute)) {
+			t.Fatalf("Expires = %v, want %v", ls.Expires, b.now.Add(time.Minute))
+		}
+		if other := lease(t, l, "w2", 1, time.Minute); len(other) != 0 {
+			t.Fatalf("an extended lease was handed out: %+v", other)
+		}
+	}
+	b.now = b.now.Add(2 * time.Minute)
+	if other := lease(t, l, "w2", 1, time.Minute); len(other) != 1 {
+		t.Fatal("an expired lease was not handed out")
+	}
+}
+
+// tTwoPoolsNeverShareAKey runs two worker pools, as two processes would,
+// against one ledger: every key is completed exactly once and no key is
+// ever held by both at the same time.
+func tTwoPoolsNeverShareAKey(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	l := newLedger(t, time.Now)
+	const keys = 200
+	var cs []freshen.Change
+	for i := 0; i < keys; i++ {
+		cs = append(cs, change(fmt.Sprintf("k%03d", i), time.Now()))
+	}
+	mustEnqueue(t, l, cs)
+	var mu sync.Mutex
+	holder := map[string]string{}
+	done := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for _, pool := range []string{"process-a", "process-b"} {
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ls, err := l.Lease(ctx, freshen.LeaseParams{Owner: pool, Max: 4, TTL: time.Minute})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(ls) == 0 {
+						if n, _, err := l.Backlog(ctx); err != nil || n == 0 {
+							return
+						}
+						continue
+					}
+					for _, x := range ls {
+						mu.Lock()
+						if h, ok := holder[x.Key]; ok {
+							mu.Unlock()
+							errs <- fmt.Errorf("%s leased %s while %s held it", pool, x.Key, h)
+							return
+						}
+						holder[x.Key] = pool
+						mu.Unlock()
+						err := l.Complete(ctx, x, freshen.Commit{Object: freshen.ObjectRecord{Bucket: "b", Key: x.Key, State: freshen.StateIndexed}})
+						mu.Lock()
+						delete(holder, x.Key)
+						if err == nil {
+							done[x.Key]++
+						}
+						mu.Unlock()
+						if err != nil {
+							errs <- fmt.Errorf("complete %s: %w", x.Key, err)
+							return
+						}
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(done) != keys {
+		t.Fatalf("%d of %d keys completed", len(done), keys)
+	}
+	for k, n := range done {
+		if n != 1 {
+			t.Fatalf("%s completed %d times", k, n)
+		}
+	}
+}
+
+func tCompleteReplacesChunksAtomically(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	mustEnqueue(t, l, []freshen.Change{change("doc.md", b.now)})
+	ls := lease(t, l, "w", 1, time.Minute)
+	must(t, l.BeginIntent(ctx, ls[0], freshen.Intent{Upserts: []freshen.ChunkID{"c1", "c2"}}))
+	if keys, _ := l.KeysWithIntents(ctx); len(keys) != 1 || keys[0].Key != "doc.md" {
+		t.Fatalf("KeysWithIntents = %+v", keys)
+	}
+	st, err := l.State(ctx, "b", "doc.md")
+	must(t, err)
+	if !st.Pending || !slices.Equal(st.Intent.Upserts, []freshen.ChunkID{"c1", "c2"}) || st.Known {
+		t.Fatalf("State = %+v", st)
+	}
+	commit := freshen.Commit{
+		Object: freshen.ObjectRecord{Bucket: "b", Key: "doc.md", ETag: "e", Size: 10, State: freshen.StateIndexed, Chunker: "c", Model: "m"},
+		Chunks: []freshen.ChunkRef{{ID: "c2", Hash: "h2", Ordinal: 1}, {ID: "c1", Hash: "h1", Ordinal: 0}},
+		Work:   freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120},
+	}
+	must(t, l.Complete(ctx, ls[0], commit))
+	st, err = l.State(ctx, "b", "doc.md")
+	must(t, err)
+	if len(st.Chunks) != 2 || st.Chunks[0].ID != "c1" {
+		t.Fatalf("chunks = %+v", st.Chunks)
+	}
+	if st.Pending {
+		t.Fatal("intent survived Complete")
+	}
+	if keys, _ := l.KeysWithIntents(ctx); len(keys) != 0 {
+		t.Fatalf("KeysWithIntents after Complete = %+v", keys)
+	}
+	o, err := l.Object(ctx, "b", "doc.md")
+	must(t, err)
+	if o.Chunks != 2 || o.State != freshen.StateIndexed || o.ETag != "e" || st.Object != o {
+		t.Fatalf("object = %+v, state's = %+v", o, st.Object)
+	}
+	if s, _ := l.Summary(ctx); s != (freshen.Summary{Indexed: 1, Chunks: 2}) {
+		t.Fatalf("summary = %+v", s)
+	}
+	c, _ := l.Counters(ctx)
+	if c != (freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120}) {
+		t.Fatalf("counters = %+v", c)
+	}
+	// Deleting the object removes its row and chunks.
+	mustEnqueue(t, l, []freshen.Change{change("doc.md", b.now)})
+	ls = lease(t, l, "w", 1, time.Minute)
+	must(t, l.Complete(ctx, ls[0], freshen.Commit{Gone: true}))
+	if _, err := l.Object(ctx, "b", "doc.md"); !errors.Is(err, freshen.ErrNotFound) {
+		t.Fatalf("Object after delete: %v", err)
+	}
+	if st, _ := l.State(ctx, "b", "doc.md"); st.Known || len(st.Chunks) != 0 {
+		t.Fatalf("state after delete: %+v", st)
 	}
 }
 
@@ -189,8 +417,7 @@ func tObjectsInKeyOrderWithPrefixAndPaging(t *testing.T, newLedger NewLedger) {
 		mustEnqueue(t, l, []freshen.Change{change(k, b.now)})
 	}
 	for {
-		ls, err := l.Lease(ctx, "w", 500, time.Minute)
-		must(t, err)
+		ls := lease(t, l, "w", 500, time.Minute)
 		if len(ls) == 0 {
 			break
 		}
@@ -227,31 +454,6 @@ func tEmbeddingCache(t *testing.T, newLedger NewLedger) {
 	}
 	if got, _ := l.CachedEmbeddings(ctx, "m2", []freshen.ChunkHash{"h1"}); len(got) != 0 {
 		t.Fatal("cache is not keyed by model")
-	}
-}
-
-func tReleaseHandsKeysBack(t *testing.T, newLedger NewLedger) {
-	ctx := context.Background()
-	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
-	l := newLedger(t, func() time.Time { return b.now })
-	mustEnqueue(t, l, []freshen.Change{change("a", b.now), change("b", b.now)})
-	ls, err := l.Lease(ctx, "w1", 2, time.Hour)
-	must(t, err)
-	if len(ls) != 2 {
-		t.Fatalf("leased %d", len(ls))
-	}
-	must(t, l.Release(ctx, ls[0]))
-	again, err := l.Lease(ctx, "w2", 2, time.Hour)
-	must(t, err)
-	if len(again) != 1 || again[0].Key != ls[0].Key {
-		t.Fatalf("after Release: %+v", again)
-	}
-	// A restarting sole owner frees everything a crashed run held.
-	must(t, l.ReleaseAll(ctx))
-	all, err := l.Lease(ctx, "w3", 10, time.Hour)
-	must(t, err)
-	if len(all) != 2 {
-		t.Fatalf("after ReleaseAll: %d leases", len(all))
 	}
 }
 

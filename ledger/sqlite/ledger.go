@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS queue (
 	attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
 	lease_owner TEXT NOT NULL DEFAULT '', lease_until INTEGER NOT NULL DEFAULT 0,
 	origin TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
+	lease_token INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (not_before, first_seen);
@@ -54,15 +55,33 @@ CREATE TABLE IF NOT EXISTS embeddings (
 	PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sequencers (
-	bucket TEXT NOT NULL, key TEXT NOT NULL, sequencer TEXT NOT NULL,
-	PRIMARY KEY (bucket, key)
-) WITHOUT ROWID;
+-- The last fencing token handed out; tokens only grow.
+INSERT OR IGNORE INTO counters (name, value) VALUES ('lease_token', 0);
+-- Written by versions before 0.2 and read by nothing.
+DROP TABLE IF EXISTS sequencers;
 `
+
+// migrate brings a ledger written by an earlier version up to schema.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('queue') WHERE name = 'lease_token'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		_, err := db.ExecContext(ctx, `ALTER TABLE queue ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0`)
+		return err
+	}
+	return nil
+}
 
 // Open opens (creating if needed) the ledger at path.
 func Open(ctx context.Context, path string) (*Ledger, error) {
 	db, err := sqlitedb.Open(ctx, path, schema)
+	if err == nil {
+		if err = migrate(ctx, db); err != nil {
+			db.Close()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -98,9 +117,10 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Enqueue implements freshen.Ledger. A change with a sequencer lower than
-// the highest seen for its key is still queued (events are only hints and
-// the worker reads the current state), but never lowers the stored one.
+// Enqueue implements freshen.Queue. Event sequencers are not kept:
+// events are hints, the worker reads the key's current state, and some
+// stores (versitygw) restart their sequencers at 1, so an "older"
+// sequencer can announce a newer write.
 func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, error) {
 	if len(changes) == 0 {
 		return 0, nil
@@ -132,50 +152,22 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 			if gen == 1 {
 				added++
 			}
-			if c.Sequencer != "" {
-				if err := raiseSequencer(ctx, tx, c.Bucket, c.Key, c.Sequencer); err != nil {
-					return err
-				}
-			}
 		}
 		return nil
 	})
 	return added, err
 }
 
-func raiseSequencer(ctx context.Context, tx *sql.Tx, bucket, key, seq string) error {
-	var cur string
-	err := tx.QueryRowContext(ctx, `SELECT sequencer FROM sequencers WHERE bucket = ? AND key = ?`, bucket, key).Scan(&cur)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if err == nil && freshen.CompareSequencers(seq, cur) <= 0 {
-		return nil
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO sequencers (bucket, key, sequencer) VALUES (?, ?, ?)
-		ON CONFLICT (bucket, key) DO UPDATE SET sequencer = excluded.sequencer`, bucket, key, seq)
-	return err
-}
-
-// Sequencer returns the highest sequencer seen for a key ("" if none).
-func (l *Ledger) Sequencer(ctx context.Context, bucket, key string) (string, error) {
-	var s string
-	err := l.db.QueryRowContext(ctx, `SELECT sequencer FROM sequencers WHERE bucket = ? AND key = ?`, bucket, key).Scan(&s)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	return s, err
-}
-
-// Lease implements freshen.Ledger: the oldest ready keys whose lease is
-// free or expired.
-func (l *Ledger) Lease(ctx context.Context, owner string, max int, ttl time.Duration) ([]freshen.Lease, error) {
+// Lease implements freshen.Queue: the oldest ready keys whose lease is
+// free or expired, each with a new fencing token.
+func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Lease, error) {
 	now := l.now()
+	until := now.Add(p.TTL)
 	var out []freshen.Lease
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin FROM queue
-			WHERE not_before <= ? AND lease_until <= ? ORDER BY first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), max)
+			WHERE not_before <= ? AND lease_until <= ? ORDER BY first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), p.Max)
 		if err != nil {
 			return err
 		}
@@ -190,12 +182,18 @@ func (l *Ledger) Lease(ctx context.Context, owner string, max int, ttl time.Dura
 			out = append(out, ls)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := rows.Err(); err != nil || len(out) == 0 {
 			return err
 		}
-		for _, ls := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE queue SET lease_owner = ?, lease_until = ? WHERE bucket = ? AND key = ?`,
-				owner, nanos(now.Add(ttl)), ls.Bucket, ls.Key); err != nil {
+		var last int64
+		if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + ? WHERE name = 'lease_token' RETURNING value`,
+			len(out)).Scan(&last); err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].Token = last - int64(len(out)-1-i)
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET lease_owner = ?, lease_until = ?, lease_token = ? WHERE bucket = ? AND key = ?`,
+				p.Owner, nanos(until), out[i].Token, out[i].Bucket, out[i].Key); err != nil {
 				return err
 			}
 		}
@@ -205,22 +203,39 @@ func (l *Ledger) Lease(ctx context.Context, owner string, max int, ttl time.Dura
 		return nil, fmt.Errorf("sqlite: lease: %w", err)
 	}
 	for i := range out {
-		out[i].Owner = owner
+		out[i].Owner, out[i].Expires = p.Owner, until
 	}
 	return out, nil
 }
 
-// checkLease reports whether the caller still holds the lease.
+// checkLease fails with ErrLeaseLost unless ls is the key's current lease.
 func checkLease(ctx context.Context, tx *sql.Tx, ls freshen.Lease) (generation int64, err error) {
-	var owner string
-	err = tx.QueryRowContext(ctx, `SELECT generation, lease_owner FROM queue WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key).Scan(&generation, &owner)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && owner != ls.Owner) {
+	var token int64
+	err = tx.QueryRowContext(ctx, `SELECT generation, lease_token FROM queue WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key).Scan(&generation, &token)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (token != ls.Token || token == 0)) {
 		return 0, freshen.ErrLeaseLost
 	}
 	return generation, err
 }
 
-// Complete implements freshen.Ledger.
+// Extend implements freshen.Queue.
+func (l *Ledger) Extend(ctx context.Context, ls *freshen.Lease, ttl time.Duration) error {
+	until := l.now().Add(ttl)
+	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`,
+		nanos(until), ls.Bucket, ls.Key, ls.Token)
+	if err != nil {
+		return fmt.Errorf("sqlite: extend %s: %w", ls.Key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: extend %s: %w", ls.Key, err)
+	} else if n == 0 {
+		return freshen.ErrLeaseLost
+	}
+	ls.Expires = until
+	return nil
+}
+
+// Complete implements freshen.Catalog.
 func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commit) error {
 	now := l.now()
 	err := l.tx(ctx, func(tx *sql.Tx) error {
@@ -260,7 +275,7 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 			_, err = tx.ExecContext(ctx, `DELETE FROM queue WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key)
 		} else {
 			// A change arrived while we worked: keep the key queued, as of now.
-			_, err = tx.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, attempts = 0, not_before = 0,
+			_, err = tx.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0, attempts = 0, not_before = 0,
 				first_seen = max(first_seen, ?) WHERE bucket = ? AND key = ?`, nanos(now), ls.Bucket, ls.Key)
 		}
 		return err
@@ -282,20 +297,23 @@ func putObject(ctx context.Context, tx *sql.Tx, o freshen.ObjectRecord, chunks i
 	return err
 }
 
-// Fail implements freshen.Ledger.
-func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, cause error, retryAt time.Time, maxAttempts int) error {
+// Fail implements freshen.Queue.
+func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, f freshen.Failure) error {
 	now := l.now()
-	msg := cause.Error()
+	msg := "unknown error"
+	if f.Err != nil {
+		msg = f.Err.Error()
+	}
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := checkLease(ctx, tx, ls); err != nil {
 			return err
 		}
 		var attempts int
-		if err := tx.QueryRowContext(ctx, `UPDATE queue SET attempts = attempts + 1, not_before = ?, lease_owner = '', lease_until = 0, last_error = ?
-			WHERE bucket = ? AND key = ? RETURNING attempts`, nanos(retryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
+		if err := tx.QueryRowContext(ctx, `UPDATE queue SET attempts = attempts + 1, not_before = ?, lease_owner = '', lease_until = 0,
+			lease_token = 0, last_error = ? WHERE bucket = ? AND key = ? RETURNING attempts`, nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
 			return err
 		}
-		if attempts < maxAttempts {
+		if attempts < f.MaxAttempts && !f.Permanent {
 			return nil
 		}
 		// Park it: keep the last good version's identity (if any) so the
@@ -323,7 +341,7 @@ func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, cause error, retryA
 	return err
 }
 
-// Backlog implements freshen.Ledger.
+// Backlog implements freshen.Queue.
 func (l *Ledger) Backlog(ctx context.Context) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullInt64
@@ -356,16 +374,21 @@ func getObject(ctx context.Context, q interface {
 	return o, err
 }
 
-// Object implements freshen.Ledger.
+// Object implements freshen.Catalog.
 func (l *Ledger) Object(ctx context.Context, bucket, key string) (freshen.ObjectRecord, error) {
 	return getObject(ctx, l.db, bucket, key)
 }
 
-// Chunks implements freshen.Ledger, in ordinal order.
-func (l *Ledger) Chunks(ctx context.Context, bucket, key string) ([]freshen.ChunkRef, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, hash, ordinal FROM chunks WHERE bucket = ? AND key = ? ORDER BY ordinal, id`, bucket, key)
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+// chunks reads a key's chunk set in ordinal order.
+func chunks(ctx context.Context, q querier, bucket, key string) ([]freshen.ChunkRef, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, hash, ordinal FROM chunks WHERE bucket = ? AND key = ? ORDER BY ordinal, id`, bucket, key)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: chunks %s: %w", key, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []freshen.ChunkRef
@@ -381,12 +404,60 @@ func (l *Ledger) Chunks(ctx context.Context, bucket, key string) ([]freshen.Chun
 	return out, rows.Err()
 }
 
+// intent reads a key's unfinished intents, merged.
+func intent(ctx context.Context, q querier, bucket, key string) (freshen.Intent, bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, op FROM intents WHERE bucket = ? AND key = ? ORDER BY op, id`, bucket, key)
+	if err != nil {
+		return freshen.Intent{}, false, err
+	}
+	defer rows.Close()
+	var in freshen.Intent
+	found := false
+	for rows.Next() {
+		var id, op string
+		if err := rows.Scan(&id, &op); err != nil {
+			return in, false, err
+		}
+		found = true
+		switch op {
+		case "upsert":
+			in.Upserts = append(in.Upserts, freshen.ChunkID(id))
+		case "delete":
+			in.Deletes = append(in.Deletes, freshen.ChunkID(id))
+		}
+	}
+	return in, found, rows.Err()
+}
+
+// State implements freshen.Catalog: the object row, chunk set and
+// pending intent of a key from one read transaction.
+func (l *Ledger) State(ctx context.Context, bucket, key string) (freshen.KeyState, error) {
+	var st freshen.KeyState
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return st, fmt.Errorf("sqlite: state %s: %w", key, err)
+	}
+	defer tx.Rollback()
+	st.Object, err = getObject(ctx, tx, bucket, key)
+	st.Known = err == nil
+	if err != nil && !errors.Is(err, freshen.ErrNotFound) {
+		return st, fmt.Errorf("sqlite: state %s: %w", key, err)
+	}
+	if st.Chunks, err = chunks(ctx, tx, bucket, key); err != nil {
+		return st, fmt.Errorf("sqlite: state %s: %w", key, err)
+	}
+	if st.Intent, st.Pending, err = intent(ctx, tx, bucket, key); err != nil {
+		return st, fmt.Errorf("sqlite: state %s: %w", key, err)
+	}
+	return st, nil
+}
+
 // objectsPage bounds how many rows one query of Objects reads, so a
 // listing of millions of objects holds neither memory nor a read
 // transaction for long.
 const objectsPage = 1000
 
-// Objects implements freshen.Ledger. It pages with keyset pagination; fn
+// Objects implements freshen.Catalog. It pages with keyset pagination; fn
 // runs outside any transaction and may call the ledger.
 func (l *Ledger) Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(freshen.ObjectRecord) error) error {
 	after := startAfter
@@ -454,62 +525,40 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// BeginIntent implements freshen.Ledger. Intents accumulate until Complete.
-func (l *Ledger) BeginIntent(ctx context.Context, bucket, key string, in freshen.Intent) error {
+// BeginIntent implements freshen.Catalog. Intents accumulate until Complete.
+func (l *Ledger) BeginIntent(ctx context.Context, ls freshen.Lease, in freshen.Intent) error {
 	err := l.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := checkLease(ctx, tx, ls); err != nil {
+			return err
+		}
 		ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO intents (bucket, key, id, op) VALUES (?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
 		for _, id := range in.Upserts {
-			if _, err := ins.ExecContext(ctx, bucket, key, string(id), "upsert"); err != nil {
+			if _, err := ins.ExecContext(ctx, ls.Bucket, ls.Key, string(id), "upsert"); err != nil {
 				return err
 			}
 		}
 		for _, id := range in.Deletes {
-			if _, err := ins.ExecContext(ctx, bucket, key, string(id), "delete"); err != nil {
+			if _, err := ins.ExecContext(ctx, ls.Bucket, ls.Key, string(id), "delete"); err != nil {
 				return err
 			}
 		}
 		// An empty intent still marks the key: write a sentinel.
 		if len(in.Upserts)+len(in.Deletes) == 0 {
-			_, err = ins.ExecContext(ctx, bucket, key, "", "mark")
+			_, err = ins.ExecContext(ctx, ls.Bucket, ls.Key, "", "mark")
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("sqlite: intent %s: %w", key, err)
+	if err != nil && !errors.Is(err, freshen.ErrLeaseLost) {
+		return fmt.Errorf("sqlite: intent %s: %w", ls.Key, err)
 	}
-	return nil
+	return err
 }
 
-// PendingIntent implements freshen.Ledger.
-func (l *Ledger) PendingIntent(ctx context.Context, bucket, key string) (freshen.Intent, bool, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, op FROM intents WHERE bucket = ? AND key = ? ORDER BY op, id`, bucket, key)
-	if err != nil {
-		return freshen.Intent{}, false, fmt.Errorf("sqlite: intent %s: %w", key, err)
-	}
-	defer rows.Close()
-	var in freshen.Intent
-	found := false
-	for rows.Next() {
-		var id, op string
-		if err := rows.Scan(&id, &op); err != nil {
-			return in, false, err
-		}
-		found = true
-		switch op {
-		case "upsert":
-			in.Upserts = append(in.Upserts, freshen.ChunkID(id))
-		case "delete":
-			in.Deletes = append(in.Deletes, freshen.ChunkID(id))
-		}
-	}
-	return in, found, rows.Err()
-}
-
-// KeysWithIntents implements freshen.Ledger.
+// KeysWithIntents implements freshen.Catalog.
 func (l *Ledger) KeysWithIntents(ctx context.Context) ([]freshen.Change, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT bucket, key FROM intents ORDER BY bucket, key`)
 	if err != nil {
@@ -667,25 +716,34 @@ func (l *Ledger) ObjectsInState(ctx context.Context, state freshen.ObjectState, 
 	return scanObjects(rows)
 }
 
-// Queued reports whether key has a pending change.
+// Queued implements freshen.Queue.
 func (l *Ledger) Queued(ctx context.Context, bucket, key string) (bool, error) {
 	var n int
 	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE bucket = ? AND key = ?`, bucket, key).Scan(&n)
 	return n > 0, err
 }
 
-// Release implements freshen.Ledger.
+// Release implements freshen.Queue.
 func (l *Ledger) Release(ctx context.Context, ls freshen.Lease) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0 WHERE bucket = ? AND key = ? AND lease_owner = ?`, ls.Bucket, ls.Key, ls.Owner)
+	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0
+		WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`, ls.Bucket, ls.Key, ls.Token)
 	if err != nil {
 		return fmt.Errorf("sqlite: release %s: %w", ls.Key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: release %s: %w", ls.Key, err)
+	} else if n == 0 {
+		return freshen.ErrLeaseLost
 	}
 	return nil
 }
 
-// ReleaseAll implements freshen.Ledger.
+// ReleaseAll frees every lease at once. It is not part of freshen.Queue:
+// only a process that knows no other process uses this ledger (it holds
+// the data directory's lock) may call it, at start-up, when every lease
+// left is a crashed predecessor's. Shared ledgers wait for expiry.
 func (l *Ledger) ReleaseAll(ctx context.Context) error {
-	if _, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0 WHERE lease_owner != ''`); err != nil {
+	if _, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0 WHERE lease_token != 0 OR lease_owner != ''`); err != nil {
 		return fmt.Errorf("sqlite: release all: %w", err)
 	}
 	return nil
