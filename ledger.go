@@ -92,6 +92,10 @@ type Failure struct {
 	MaxAttempts int
 	// Permanent parks the key now, whatever its attempts.
 	Permanent bool
+	// NotAttempt records the error and the retry time without counting
+	// an attempt (the object changed while being read): such failures
+	// never park a key.
+	NotAttempt bool
 }
 
 // Intent is the write-ahead record of index writes about to happen for one
@@ -163,7 +167,7 @@ type KeyState struct {
 //     failure that was not an attempt); it may be leased again at once.
 //   - Fail records a failed attempt; at f.MaxAttempts attempts, or at once
 //     when f.Permanent, the key is parked as StateFailed with the error and
-//     leaves the queue.
+//     leaves the queue. With f.NotAttempt it only delays the key.
 type Queue interface {
 	Enqueue(ctx context.Context, changes []Change) (added int, err error)
 	Lease(ctx context.Context, p LeaseParams) ([]Lease, error)

@@ -26,7 +26,8 @@ import (
 
 // Index implements freshen.Index.
 type Index struct {
-	db *sql.DB
+	db  *sql.DB
+	dim int
 
 	mu sync.RWMutex
 	// loadedGen is the write generation the in-memory copy reflects; a
@@ -54,22 +55,46 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT
 INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
 `
 
-// Open opens (creating if needed) the index stored at path.
-func Open(ctx context.Context, path string) (*Index, error) {
+// Open opens (creating if needed) the index stored at path, for vectors
+// of dim values. An index that holds vectors of another length (made by
+// another model) is refused with a clear error rather than mixed.
+func Open(ctx context.Context, path string, dim int) (*Index, error) {
+	if dim < 1 {
+		return nil, fmt.Errorf("embedded: open %s: dimension %d: want at least 1", path, dim)
+	}
 	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
-	return &Index{db: db}, nil
+	var stored sql.NullInt64
+	err = db.QueryRowContext(ctx, `SELECT length(vector) / 4 FROM records LIMIT 1`).Scan(&stored)
+	if err != nil && err != sql.ErrNoRows {
+		db.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	if stored.Valid && int(stored.Int64) != dim {
+		db.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w: the index holds %d-dimensional vectors and the model makes %d; "+
+			"use a new data-dir for the new model (or delete index.db to rebuild it)", path, freshen.ErrDimension, stored.Int64, dim)
+	}
+	return &Index{db: db, dim: dim}, nil
 }
 
-// Close closes the index.
+// Dim implements freshen.Index.
+func (x *Index) Dim() int { return x.dim }
+
+// Close implements freshen.Index.
 func (x *Index) Close() error { return x.db.Close() }
 
 // Upsert implements freshen.Index.
 func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
 	if len(records) == 0 {
 		return nil
+	}
+	for _, r := range records {
+		if err := freshen.CheckDim(r.Vector, x.dim); err != nil {
+			return fmt.Errorf("embedded: upsert %s: %w", r.ID, err)
+		}
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -80,9 +105,6 @@ func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
 		}
 		defer st.Close()
 		for _, r := range records {
-			if len(r.Vector) == 0 {
-				return fmt.Errorf("record %s has no vector", r.ID)
-			}
 			h, _ := json.Marshal(r.Headings)
 			if _, err := st.ExecContext(ctx, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, r.Text, string(h), sqlitedb.EncodeVector(r.Vector)); err != nil {
 				return err
@@ -207,6 +229,9 @@ func (x *Index) ensureLoaded(ctx context.Context) error {
 
 // Search implements freshen.Index: exact cosine top-k.
 func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, error) {
+	if err := freshen.CheckDim(q.Vector, x.dim); err != nil {
+		return nil, fmt.Errorf("embedded: search: %w", err)
+	}
 	if q.K <= 0 {
 		return nil, nil
 	}
@@ -218,9 +243,6 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	h := &topK{}
 	for _, e := range x.entries {
 		if q.Prefix != "" && !strings.HasPrefix(e.key, q.Prefix) {
-			continue
-		}
-		if len(e.vector) != len(qv) {
 			continue
 		}
 		s := dot(qv, e.vector)

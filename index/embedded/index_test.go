@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -13,7 +15,7 @@ import (
 func setup(t *testing.T) (*Index, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "index.db")
-	x, err := Open(context.Background(), path)
+	x, err := Open(context.Background(), path, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,14 +55,14 @@ func TestUpsertDeleteIdempotent(t *testing.T) {
 	ctx := context.Background()
 	x, _ := setup(t)
 	for i := 0; i < 2; i++ {
-		must(t, x.Upsert(ctx, []freshen.Record{rec("a", "k", 1, 0), rec("b", "k", 0, 1)}))
+		must(t, x.Upsert(ctx, []freshen.Record{rec("a", "k", 1, 0, 0), rec("b", "k", 0, 1, 0)}))
 	}
 	must(t, x.Delete(ctx, []freshen.ChunkID{"a", "missing"}))
 	must(t, x.Delete(ctx, []freshen.ChunkID{"a"}))
 	if n, _ := x.Count(ctx); n != 1 {
 		t.Fatalf("count = %d", n)
 	}
-	hits, _ := x.Search(ctx, freshen.Query{Vector: []float32{1, 0}, K: 5})
+	hits, _ := x.Search(ctx, freshen.Query{Vector: []float32{1, 0, 0}, K: 5})
 	if len(hits) != 1 || hits[0].ID != "b" {
 		t.Fatalf("hits = %+v", hits)
 	}
@@ -69,23 +71,23 @@ func TestUpsertDeleteIdempotent(t *testing.T) {
 func TestPersistenceAndOtherWriters(t *testing.T) {
 	ctx := context.Background()
 	x, path := setup(t)
-	must(t, x.Upsert(ctx, []freshen.Record{rec("a", "k", 1, 0)}))
-	if _, err := x.Search(ctx, freshen.Query{Vector: []float32{1, 0}, K: 1}); err != nil {
+	must(t, x.Upsert(ctx, []freshen.Record{rec("a", "k", 1, 0, 0)}))
+	if _, err := x.Search(ctx, freshen.Query{Vector: []float32{1, 0, 0}, K: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// A second handle (another process in real life) writes.
-	y, err := Open(ctx, path)
+	y, err := Open(ctx, path, 3)
 	must(t, err)
-	must(t, y.Upsert(ctx, []freshen.Record{rec("z", "k2", 0, 1)}))
+	must(t, y.Upsert(ctx, []freshen.Record{rec("z", "k2", 0, 1, 0)}))
 	must(t, y.Delete(ctx, []freshen.ChunkID{"a"}))
 	y.Close()
-	hits, err := x.Search(ctx, freshen.Query{Vector: []float32{0, 1}, K: 5})
+	hits, err := x.Search(ctx, freshen.Query{Vector: []float32{0, 1, 0}, K: 5})
 	must(t, err)
 	if len(hits) != 1 || hits[0].ID != "z" {
 		t.Fatalf("stale view after another writer: %+v", hits)
 	}
 	x.Close()
-	x2, err := Open(ctx, path)
+	x2, err := Open(ctx, path, 3)
 	must(t, err)
 	defer x2.Close()
 	var ids []string
@@ -99,6 +101,19 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRefusesAnotherModelsIndex: an index.db written with one model's
+// dimension is not opened for another's, where search would silently
+// skip every record.
+func TestRefusesAnotherModelsIndex(t *testing.T) {
+	ctx := context.Background()
+	x, path := setup(t)
+	must(t, x.Upsert(ctx, []freshen.Record{rec("a", "k", 1, 0, 0)}))
+	x.Close()
+	if _, err := Open(ctx, path, 512); !errors.Is(err, freshen.ErrDimension) || !strings.Contains(err.Error(), "3-dimensional") {
+		t.Fatalf("Open with another dimension: %v", err)
 	}
 }
 

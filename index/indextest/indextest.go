@@ -5,6 +5,7 @@ package indextest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -13,8 +14,35 @@ import (
 	"github.com/freshen-io/freshen"
 )
 
-// Run checks the freshen.Index contract against fresh indexes.
+// Dim is the dimension of the indexes the suite asks for.
+const Dim = 3
+
+// Run checks the freshen.Index contract against fresh indexes. newIndex
+// returns an empty index for vectors of Dim values; the suite closes it.
 func Run(t *testing.T, newIndex func(t *testing.T) freshen.Index) {
+	t.Run("DimensionIsEnforced", func(t *testing.T) {
+		x := newIndex(t)
+		defer x.Close()
+		ctx := context.Background()
+		if x.Dim() != Dim {
+			t.Fatalf("Dim() = %d, want %d", x.Dim(), Dim)
+		}
+		err := x.Upsert(ctx, []freshen.Record{rec("ok", "k.md", vec(1, 0, 0)), rec("short", "k.md", []float32{1, 0})})
+		if !errors.Is(err, freshen.ErrDimension) || !freshen.IsPermanent(err) {
+			t.Fatalf("Upsert of a 2-d vector into a 3-d index: %v, want a permanent ErrDimension", err)
+		}
+		hits, err := x.Search(ctx, freshen.Query{Vector: vec(1, 0, 0), K: 10})
+		must(t, err)
+		if len(hits) != 0 {
+			t.Fatalf("a failed Upsert wrote %d records", len(hits))
+		}
+		if _, err := x.Search(ctx, freshen.Query{Vector: []float32{1, 0, 0, 0}, K: 1}); !errors.Is(err, freshen.ErrDimension) {
+			t.Fatalf("Search with a 4-d query: %v, want ErrDimension", err)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	})
 	t.Run("SearchEmpty", func(t *testing.T) {
 		x := newIndex(t)
 		hits, err := x.Search(context.Background(), freshen.Query{Vector: vec(1, 0, 0), K: 3})

@@ -8,17 +8,12 @@ import (
 	"github.com/freshen-io/freshen"
 )
 
-// TokenCounter is implemented by embedders that can count their own
-// tokens; the counters then report the model's tokens instead of the
-// chunker's estimate.
-type TokenCounter interface{ CountTokens(text string) int }
-
 // embedCache finds vectors for chunks: first in the ledger's durable
 // cache, then by embedding the misses. Concurrent requests for the same
 // chunk hash share one embedding (single flight), so identical chunks in
 // objects processed at the same time are still embedded once.
 type embedCache struct {
-	led   freshen.Ledger
+	led   freshen.EmbeddingCache
 	emb   freshen.Embedder
 	batch int
 
@@ -32,7 +27,7 @@ type call struct {
 	err  error
 }
 
-func newEmbedCache(led freshen.Ledger, emb freshen.Embedder, batch int) *embedCache {
+func newEmbedCache(led freshen.EmbeddingCache, emb freshen.Embedder, batch int) *embedCache {
 	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}}
 }
 
@@ -80,7 +75,12 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 		}
 		vecs, err := c.emb.Embed(ctx, batch)
 		if err == nil && len(vecs) != len(batch) {
-			err = fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(batch))
+			err = freshen.Permanent(fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(batch)))
+		}
+		for i := 0; err == nil && i < len(vecs); i++ {
+			// A wrong length is a broken model or a misconfigured
+			// provider: never cache or index it.
+			err = freshen.CheckDim(vecs[i], c.emb.Model().Dim)
 		}
 		if err == nil {
 			fresh := make(map[freshen.ChunkHash][]float32, len(part))
@@ -143,9 +143,4 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 	return out, work, embedded, nil
 }
 
-func (c *embedCache) countTokens(text string) int {
-	if tc, ok := c.emb.(TokenCounter); ok {
-		return tc.CountTokens(text)
-	}
-	return (len(text) + 3) / 4
-}
+func (c *embedCache) countTokens(text string) int { return freshen.CountTokens(c.emb, text) }

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -24,7 +25,14 @@ import (
 	"github.com/freshen-io/freshen"
 )
 
-// Config tunes the pipeline.
+// Ledger is what the pipeline needs of freshen's ledger.
+type Ledger interface {
+	freshen.Queue
+	freshen.Catalog
+	freshen.EmbeddingCache
+}
+
+// Config tunes the pipeline. Zero fields take the defaults in Defaults.
 type Config struct {
 	Bucket string
 	// Workers is how many keys are processed at once.
@@ -36,37 +44,84 @@ type Config struct {
 	MaxObjectBytes int64
 	// MaxAttempts before a failing key is parked as failed.
 	MaxAttempts int
-	// LeaseTTL bounds how long a crashed worker keeps a key.
+	// LeaseTTL bounds how long a crashed worker keeps a key; a live
+	// worker extends its lease every LeaseTTL/3 while it works.
 	LeaseTTL time.Duration
 	// Backoff is the delay before the first retry; it doubles per attempt
-	// up to MaxBackoff.
+	// up to MaxBackoff, with jitter, and yields to a longer retry-after
+	// that a provider asks for.
 	Backoff, MaxBackoff time.Duration
+	// ShutdownTimeout is how long Stop lets in-flight keys finish before
+	// it cancels them (they are then redone by the next lease).
+	ShutdownTimeout time.Duration
 	// EmbedBatch is how many texts go to the embedder per call.
 	EmbedBatch int
+	// Owner names this pool in its leases; empty picks a random name.
+	Owner string
 }
 
-func (c *Config) defaults() {
-	if c.Workers <= 0 {
-		c.Workers = 4
+// Defaults are the defaults of Config.
+var Defaults = Config{
+	Workers:         4,
+	MaxAttempts:     5,
+	LeaseTTL:        5 * time.Minute,
+	Backoff:         time.Second,
+	MaxBackoff:      5 * time.Minute,
+	ShutdownTimeout: 10 * time.Second,
+	EmbedBatch:      32,
+	MaxObjectBytes:  32 << 20,
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	d := Defaults
+	set := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
 	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+	setD := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
 	}
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 5 * time.Minute
+	set(&c.Workers, d.Workers)
+	set(&c.MaxAttempts, d.MaxAttempts)
+	set(&c.EmbedBatch, d.EmbedBatch)
+	setD(&c.LeaseTTL, d.LeaseTTL)
+	setD(&c.Backoff, d.Backoff)
+	setD(&c.MaxBackoff, d.MaxBackoff)
+	setD(&c.ShutdownTimeout, d.ShutdownTimeout)
+	if c.MaxObjectBytes == 0 {
+		c.MaxObjectBytes = d.MaxObjectBytes
 	}
-	if c.Backoff <= 0 {
-		c.Backoff = time.Second
+	return c
+}
+
+// Validate reports every mistake in the effective configuration.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers = %d: want 1..256", c.Workers)
 	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 5 * time.Minute
+	if c.MaxAttempts < 1 {
+		bad("limits.max-attempts = %d: want at least 1", c.MaxAttempts)
 	}
-	if c.EmbedBatch <= 0 {
-		c.EmbedBatch = 32
+	if c.MaxObjectBytes < 1 || c.MaxObjectBytes > 1<<30 {
+		bad("limits.max-object-bytes = %d: want 1 byte to 1GiB (an object is read into memory to be extracted)", c.MaxObjectBytes)
 	}
-	if c.MaxObjectBytes <= 0 {
-		c.MaxObjectBytes = 32 << 20
+	if c.LeaseTTL < time.Second {
+		bad("retry.lease-ttl = %s: want at least 1s (workers extend their leases every third of it)", c.LeaseTTL)
 	}
+	if c.Backoff < 0 || c.MaxBackoff < c.Backoff {
+		bad("retry: want 0 <= backoff <= max-backoff, got %s and %s", c.Backoff, c.MaxBackoff)
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown-timeout = %s must not be negative", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
 }
 
 // Outcome says what processing a key did.
@@ -80,8 +135,16 @@ const (
 	// event for a key variant, a create-then-delete).
 	OutcomeAbsent  Outcome = "absent"
 	OutcomeSkipped Outcome = "skipped"
-	OutcomeRetry   Outcome = "retry"
-	OutcomeFailed  Outcome = "failed"
+	// OutcomeRetry: the attempt failed and the key will be retried.
+	OutcomeRetry Outcome = "retry"
+	// OutcomeFailed: the key is parked as a dead letter.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeRequeued: the key was given back without counting an
+	// attempt (shutdown, or it changed while being read).
+	OutcomeRequeued Outcome = "requeued"
+	// OutcomeLeaseLost: the lease expired and another worker owns the
+	// key now; this worker's work was discarded.
+	OutcomeLeaseLost Outcome = "lease-lost"
 )
 
 // Result describes one processed key, for progress and metrics.
@@ -103,7 +166,8 @@ type Result struct {
 	Err       error
 }
 
-// Pipeline processes dirty keys.
+// Pipeline processes dirty keys. Start/Stop run it as a service (freshen
+// run); Drain processes until the queue is empty (freshen sync).
 type Pipeline struct {
 	cfg    Config
 	src    freshen.Source
@@ -111,25 +175,43 @@ type Pipeline struct {
 	chk    freshen.Chunker
 	emb    freshen.Embedder
 	idx    freshen.Index
-	led    freshen.Ledger
+	led    Ledger
 	log    *slog.Logger
-	owner  string
 	cache  *embedCache
 	onDone func(Result)
+	wake   chan struct{}
+
+	mu        sync.Mutex
+	running   bool
+	stopLease context.CancelFunc
+	stopWork  context.CancelFunc
+	done      chan struct{}
 }
 
 // New builds a pipeline. onDone, if not nil, is called from worker
 // goroutines after each key (it must be safe for concurrent use).
 func New(cfg Config, src freshen.Source, ext freshen.Extractor, chk freshen.Chunker, emb freshen.Embedder,
-	idx freshen.Index, led freshen.Ledger, log *slog.Logger, onDone func(Result)) *Pipeline {
-	cfg.defaults()
+	idx freshen.Index, led Ledger, log *slog.Logger, onDone func(Result)) *Pipeline {
+	cfg = cfg.WithDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var b [6]byte
-	rand.Read(b[:])
+	if cfg.Owner == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		cfg.Owner = "worker-" + hex.EncodeToString(b[:])
+	}
 	return &Pipeline{cfg: cfg, src: src, ext: ext, chk: chk, emb: emb, idx: idx, led: led, log: log,
-		owner: "worker-" + hex.EncodeToString(b[:]), cache: newEmbedCache(led, emb, cfg.EmbedBatch), onDone: onDone}
+		cache: newEmbedCache(led, emb, cfg.EmbedBatch), onDone: onDone, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes idle workers look for work at once instead of at their next
+// poll. It never blocks.
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Recover queues every key whose index writes may not have been committed
@@ -150,22 +232,63 @@ func (p *Pipeline) Recover(ctx context.Context) (int, error) {
 // backoffs, and returns how many keys it processed. It is what `freshen
 // sync` runs; a key that keeps failing ends parked, so Drain terminates.
 func (p *Pipeline) Drain(ctx context.Context) (int, error) {
-	return p.run(ctx, true, nil)
+	leaseCtx, stopLease := context.WithCancel(ctx)
+	defer stopLease()
+	return p.run(leaseCtx, ctx, true)
 }
 
-// Run processes keys until ctx is done. wake, when it receives, makes idle
-// workers look for work at once instead of at their next poll.
-func (p *Pipeline) Run(ctx context.Context, wake <-chan struct{}) error {
-	_, err := p.run(ctx, false, wake)
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+// Start runs the workers until Stop (or until ctx is done).
+func (p *Pipeline) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running {
 		return nil
 	}
-	return err
+	leaseCtx, stopLease := context.WithCancel(ctx)
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	p.running, p.stopLease, p.stopWork, p.done = true, stopLease, stopWork, make(chan struct{})
+	done := p.done
+	go func() {
+		defer close(done)
+		if _, err := p.run(leaseCtx, workCtx, false); err != nil && leaseCtx.Err() == nil {
+			p.log.Error("pipeline stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
-func (p *Pipeline) run(ctx context.Context, drain bool, wake <-chan struct{}) (int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// Stop stops in two phases: it stops leasing at once and lets in-flight
+// keys finish for up to ShutdownTimeout, then cancels them (their leases
+// are released, so they are redone without waiting for expiry). It
+// returns when every worker goroutine has returned; it reports whether
+// in-flight keys had to be cancelled.
+func (p *Pipeline) Stop() (cancelled bool) {
+	p.mu.Lock()
+	if !p.running {
+		p.mu.Unlock()
+		return false
+	}
+	p.running = false
+	stopLease, stopWork, done := p.stopLease, p.stopWork, p.done
+	p.mu.Unlock()
+	stopLease()
+	t := time.NewTimer(p.cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		cancelled = true
+		p.log.Warn("in-flight objects did not finish in time; cancelling them", "timeout", p.cfg.ShutdownTimeout)
+		stopWork()
+		<-done
+	}
+	stopWork()
+	return cancelled
+}
+
+// run leases under leaseCtx and processes under workCtx until leaseCtx
+// is done (or, when drain is set, the queue is empty).
+func (p *Pipeline) run(leaseCtx, workCtx context.Context, drain bool) (int, error) {
 	leases := make(chan freshen.Lease)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -175,30 +298,34 @@ func (p *Pipeline) run(ctx context.Context, drain bool, wake <-chan struct{}) (i
 		go func() {
 			defer wg.Done()
 			for ls := range leases {
-				// Finish the key even if we are asked to stop: the lease
-				// commits or fails cleanly instead of waiting to expire.
-				p.handle(context.WithoutCancel(ctx), ls)
+				p.handle(workCtx, ls)
 				mu.Lock()
 				processed++
 				mu.Unlock()
 			}
 		}()
 	}
-	err := p.dispatch(ctx, leases, drain, wake)
+	err := p.dispatch(leaseCtx, leases, drain)
 	close(leases)
 	wg.Wait()
+	if errors.Is(err, context.Canceled) && leaseCtx.Err() != nil && !drain {
+		err = nil
+	}
 	return processed, err
 }
 
 // dispatch leases keys and hands them to the workers.
-func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain bool, wake <-chan struct{}) error {
+func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain bool) error {
 	const poll = 500 * time.Millisecond
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ls, err := p.led.Lease(ctx, p.owner, p.cfg.Workers, p.cfg.LeaseTTL)
+		ls, err := p.led.Lease(ctx, freshen.LeaseParams{Owner: p.cfg.Owner, Max: p.cfg.Workers, TTL: p.cfg.LeaseTTL})
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			p.log.Warn("lease failed", "err", err)
 			if !sleep(ctx, poll) {
 				return ctx.Err()
@@ -212,7 +339,7 @@ func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain
 				// Give back what no worker took, so a restart need not
 				// wait for the leases to expire.
 				for _, rest := range ls[i:] {
-					p.led.Release(context.WithoutCancel(ctx), rest)
+					p.release(rest)
 				}
 				return ctx.Err()
 			}
@@ -228,20 +355,20 @@ func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain
 				return nil
 			}
 		}
+		idle := 500 * time.Millisecond
+		if drain {
+			idle = 20 * time.Millisecond
+		}
+		t := time.NewTimer(idle)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case <-wake:
-		case <-time.After(p.idleWait(drain)):
+		case <-p.wake:
+		case <-t.C:
 		}
+		t.Stop()
 	}
-}
-
-func (p *Pipeline) idleWait(drain bool) time.Duration {
-	if drain {
-		return 20 * time.Millisecond
-	}
-	return 500 * time.Millisecond
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -255,27 +382,121 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// release gives a lease back, whatever the caller's context.
+func (p *Pipeline) release(ls freshen.Lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.led.Release(ctx, ls); err != nil && !errors.Is(err, freshen.ErrLeaseLost) {
+		p.log.Warn("release lease", "key", ls.Key, "err", err)
+	}
+}
+
+// heartbeat extends ls every LeaseTTL/3 until stop is closed. If the
+// lease is lost, or cannot be extended before it expires, it cancels the
+// work with ErrLeaseLost: a worker must not write the index for a key it
+// no longer owns.
+func (p *Pipeline) heartbeat(ls freshen.Lease, cancel context.CancelCauseFunc, stop <-chan struct{}) {
+	every := p.cfg.LeaseTTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, c := context.WithTimeout(context.Background(), every)
+		err := p.led.Extend(ctx, &ls, p.cfg.LeaseTTL)
+		c()
+		switch {
+		case errors.Is(err, freshen.ErrLeaseLost):
+			cancel(freshen.ErrLeaseLost)
+			return
+		case err != nil && time.Now().Add(every).After(ls.Expires):
+			p.log.Warn("could not extend lease before it expires; abandoning the key", "key", ls.Key, "err", err)
+			cancel(freshen.ErrLeaseLost)
+			return
+		case err != nil:
+			p.log.Warn("extend lease", "key", ls.Key, "err", err)
+		}
+	}
+}
+
+// backoff is the delay before retry number attempts (from 1): doubling
+// from Backoff up to MaxBackoff, with "equal jitter" (half fixed, half
+// random) so that keys failing together do not retry together, and never
+// sooner than a retry-after the error asks for.
+func (p *Pipeline) backoff(attempts int, err error) time.Duration {
+	d := min(p.cfg.Backoff<<min(attempts-1, 20), p.cfg.MaxBackoff)
+	if d > 1 {
+		d = d/2 + mrand.N(d/2+1)
+	}
+	if after, ok := freshen.RetryAfter(err); ok && after > d {
+		d = after
+	}
+	return d
+}
+
 // handle processes one lease and records the outcome in the ledger.
-func (p *Pipeline) handle(ctx context.Context, ls freshen.Lease) {
+func (p *Pipeline) handle(parent context.Context, ls freshen.Lease) {
 	start := time.Now()
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := make(chan struct{})
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() {
+		defer hb.Done()
+		p.heartbeat(ls, cancel, stop)
+	}()
 	res, err := p.process(ctx, ls)
+	close(stop)
+	hb.Wait()
+	lost := errors.Is(context.Cause(ctx), freshen.ErrLeaseLost)
+	cancel(nil)
 	res.Key, res.FirstSeen, res.Duration = ls.Key, ls.FirstSeen, time.Since(start)
 	if err != nil {
 		res.Err = err
+		p.fail(ls, &res, err, lost, parent.Err() != nil)
+	}
+	if p.onDone != nil {
+		p.onDone(res)
+	}
+}
+
+// fail records a failed attempt according to its error class.
+// lost says the lease was lost while working; stopped, that Stop
+// cancelled the work.
+func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ferr error
+	switch {
+	case lost || errors.Is(err, freshen.ErrLeaseLost):
+		res.Outcome = OutcomeLeaseLost
+		p.log.Warn("lease lost; another worker owns the key now", "key", ls.Key)
+		return
+	case stopped:
+		res.Outcome = OutcomeRequeued
+		ferr = p.led.Release(ctx, ls)
+	case freshen.IsNotAttempt(err):
+		res.Outcome = OutcomeRequeued
+		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now().Add(p.cfg.Backoff), NotAttempt: true})
+	case freshen.IsPermanent(err):
+		res.Outcome, res.Reason = OutcomeFailed, err.Error()
+		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now(), MaxAttempts: p.cfg.MaxAttempts, Permanent: true})
+		p.log.Warn("processing failed permanently; parked", "key", ls.Key, "err", err)
+	default:
 		attempts := ls.Attempts + 1
 		res.Outcome = OutcomeRetry
 		if attempts >= p.cfg.MaxAttempts {
 			res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		}
-		backoff := p.cfg.Backoff << min(ls.Attempts, 20)
-		backoff = min(backoff, p.cfg.MaxBackoff)
-		if ferr := p.led.Fail(ctx, ls, err, time.Now().Add(backoff), p.cfg.MaxAttempts); ferr != nil && !errors.Is(ferr, freshen.ErrLeaseLost) {
-			p.log.Error("record failure", "key", ls.Key, "err", ferr)
-		}
-		p.log.Warn("processing failed", "key", ls.Key, "attempt", attempts, "err", err)
+		retry := p.backoff(attempts, err)
+		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now().Add(retry), MaxAttempts: p.cfg.MaxAttempts})
+		p.log.Warn("processing failed", "key", ls.Key, "attempt", attempts, "retry_in", retry.Round(time.Millisecond), "err", err)
 	}
-	if p.onDone != nil {
-		p.onDone(res)
+	if ferr != nil && !errors.Is(ferr, freshen.ErrLeaseLost) {
+		p.log.Error("record failure", "key", ls.Key, "err", ferr)
 	}
 }
 
@@ -287,14 +508,12 @@ type target struct {
 
 func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error) {
 	model := p.emb.Model().Name
-	prev, err := p.led.Chunks(ctx, ls.Bucket, ls.Key)
+	// One read for all the ledger knows of the key.
+	st, err := p.led.State(ctx, ls.Bucket, ls.Key)
 	if err != nil {
 		return Result{}, err
 	}
-	intent, pending, err := p.led.PendingIntent(ctx, ls.Bucket, ls.Key)
-	if err != nil {
-		return Result{}, err
-	}
+	prev, intent, pending, cur, known := st.Chunks, st.Intent, st.Pending, st.Object, st.Known
 
 	rec := freshen.ObjectRecord{Bucket: ls.Bucket, Key: ls.Key, Chunker: p.chk.Version(), Model: model}
 	var tgt target
@@ -310,11 +529,6 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		case err != nil:
 			return Result{}, err
 		}
-	}
-	cur, err := p.led.Object(ctx, ls.Bucket, ls.Key)
-	known := err == nil
-	if err != nil && !errors.Is(err, freshen.ErrNotFound) {
-		return Result{}, err
 	}
 	if !gone {
 		rec.ETag, rec.VersionID, rec.Size, rec.LastModified = obj.ETag, obj.VersionID, obj.Size, obj.LastModified
@@ -402,7 +616,7 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	}
 
 	if len(upserts)+len(deletes) > 0 {
-		if err := p.led.BeginIntent(ctx, ls.Bucket, ls.Key, freshen.Intent{Upserts: upserts, Deletes: deletes}); err != nil {
+		if err := p.led.BeginIntent(ctx, ls, freshen.Intent{Upserts: upserts, Deletes: deletes}); err != nil {
 			return res, err
 		}
 		if err := p.idx.Upsert(ctx, records); err != nil {

@@ -25,6 +25,12 @@ type fakeEmbedder struct {
 	texts atomic.Int64
 	fail  atomic.Bool
 	slow  time.Duration
+	// failWith, when set, is returned instead of vectors.
+	failWith atomic.Pointer[error]
+	// block, when set, makes Embed wait for ctx to be done.
+	block atomic.Bool
+	// dim overrides the length of the vectors returned.
+	dim int
 }
 
 func (f *fakeEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "fake", Dim: 8} }
@@ -33,12 +39,22 @@ func (f *fakeEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 	if f.fail.Load() {
 		return nil, errors.New("embedder is down")
 	}
+	if e := f.failWith.Load(); e != nil {
+		return nil, *e
+	}
+	if f.block.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	time.Sleep(f.slow)
 	f.texts.Add(int64(len(texts)))
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
 		h := sha256.Sum256([]byte(t))
 		v := make([]float32, 8)
+		if f.dim != 0 {
+			v = make([]float32, f.dim)
+		}
 		for j := range v {
 			v[j] = float32(h[j]) - 127.5
 		}
@@ -76,7 +92,7 @@ func setup(t *testing.T) (*Pipeline, *testBundle) {
 	if b.led, err = sqlite.Open(ctx, filepath.Join(b.dir, "ledger.db")); err != nil {
 		t.Fatal(err)
 	}
-	x, err := embedded.Open(ctx, filepath.Join(b.dir, "index.db"))
+	x, err := embedded.Open(ctx, filepath.Join(b.dir, "index.db"), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +198,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 	// we replay exactly what the pipeline does, without the commit.
 	b.src.Put("d.md", "text/markdown", []byte(doc("Doc", "Paragraph one about lanterns.", "A rewritten second paragraph about ferries.")))
 	b.enqueue(t, "d.md")
-	ls, err := b.led.Lease(ctx, "doomed", 1, time.Millisecond)
+	ls, err := b.led.Lease(ctx, freshen.LeaseParams{Owner: "doomed", Max: 1, TTL: time.Millisecond})
 	if err != nil || len(ls) != 1 {
 		t.Fatal(ls, err)
 	}
@@ -191,7 +207,8 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev, _ := b.led.Chunks(ctx, "b", "d.md")
+	st, _ := b.led.State(ctx, "b", "d.md")
+	prev := st.Chunks
 	var ups []freshen.ChunkID
 	var recs []freshen.Record
 	for _, r := range tgt.refs {
@@ -202,7 +219,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 	for _, c := range prev {
 		dels = append(dels, c.ID)
 	}
-	must(t, b.led.BeginIntent(ctx, "b", "d.md", freshen.Intent{Upserts: ups, Deletes: dels}))
+	must(t, b.led.BeginIntent(ctx, ls[0], freshen.Intent{Upserts: ups, Deletes: dels}))
 	must(t, b.idx.Upsert(ctx, recs))
 	must(t, b.idx.Delete(ctx, dels))
 	// ... crash. Meanwhile the object changes back to v1.

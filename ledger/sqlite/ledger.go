@@ -308,12 +308,16 @@ func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, f freshen.Failure) 
 		if _, err := checkLease(ctx, tx, ls); err != nil {
 			return err
 		}
+		inc := 1
+		if f.NotAttempt {
+			inc = 0
+		}
 		var attempts int
-		if err := tx.QueryRowContext(ctx, `UPDATE queue SET attempts = attempts + 1, not_before = ?, lease_owner = '', lease_until = 0,
-			lease_token = 0, last_error = ? WHERE bucket = ? AND key = ? RETURNING attempts`, nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
+		if err := tx.QueryRowContext(ctx, `UPDATE queue SET attempts = attempts + ?, not_before = ?, lease_owner = '', lease_until = 0,
+			lease_token = 0, last_error = ? WHERE bucket = ? AND key = ? RETURNING attempts`, inc, nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
 			return err
 		}
-		if attempts < f.MaxAttempts && !f.Permanent {
+		if f.NotAttempt || (attempts < f.MaxAttempts && !f.Permanent) {
 			return nil
 		}
 		// Park it: keep the last good version's identity (if any) so the
