@@ -29,14 +29,18 @@ type Feed interface {
 
 // Sink is freshen's one intake path, shared by every feed and the
 // reconciler: it filters changes (bucket, prefixes, globs), queues the
-// rest durably, wakes the workers and counts.
+// rest durably, wakes the workers and counts. All its methods are safe
+// for concurrent use.
 type Sink interface {
 	// Put queues changes durably; when it returns nil the feed may
 	// acknowledge them. Changes for other buckets or unwatched keys are
 	// counted and dropped, which is not an error.
 	Put(ctx context.Context, origin string, changes []Change) error
-	// Drop counts n messages (or changes) of origin that were received and
-	// acknowledged without being queued, with a short bounded reason
-	// ("malformed", "test", "kind").
+	// Received counts n messages that origin read from its transport,
+	// whatever becomes of them.
+	Received(origin string, n int)
+	// Drop counts n messages (or records) of origin that were acknowledged
+	// without being queued, with a short bounded reason: "malformed",
+	// "test", "kind", "unauthorized", "subscription".
 	Drop(origin, reason string, n int)
 }

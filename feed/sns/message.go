@@ -109,8 +109,10 @@ func (m Message) check() error {
 	return nil
 }
 
-// stringToSign builds the canonical string SNS signs, as AWS documents it:
+// StringToSign builds the canonical string SNS signs, as AWS documents it:
 // "Name\nvalue\n" for each signed field, in byte order of the names.
+func StringToSign(m Message) (string, error) { return stringToSign(m) }
+
 func stringToSign(m Message) (string, error) {
 	type field struct{ name, v string }
 	var fields []field

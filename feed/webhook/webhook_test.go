@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/feed/feedtest"
+	"github.com/freshen-io/freshen/feed/sns"
+	"github.com/freshen-io/freshen/feed/sns/snstest"
+	"github.com/freshen-io/freshen/internal/intake"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
 
@@ -21,13 +28,13 @@ type counts struct {
 	ignored             map[string]int
 }
 
-func (c *counts) EventReceived(string) { c.mu.Lock(); c.received++; c.mu.Unlock() }
-func (c *counts) EventMalformed(string) {
+func (c *counts) Received(_ string, n int) { c.mu.Lock(); c.received += n; c.mu.Unlock() }
+func (c *counts) Malformed(_ string, n int) {
 	c.mu.Lock()
-	c.malformed++
+	c.malformed += n
 	c.mu.Unlock()
 }
-func (c *counts) EventIgnored(_, reason string, n int) {
+func (c *counts) Ignored(_, reason string, n int) {
 	c.mu.Lock()
 	c.ignored[reason] += n
 	c.mu.Unlock()
@@ -35,7 +42,8 @@ func (c *counts) EventIgnored(_, reason string, n int) {
 
 const put = `{"Records":[{"eventVersion":"2.2","eventSource":"aws:s3","eventTime":"2026-11-26T07:42:08Z","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"docs"},"object":{"key":"KEY","size":14,"eTag":"\"e\"","versionId":null,"sequencer":"1"}}}]}`
 
-func setup(t *testing.T, token string) (*httptest.Server, *sqlite.Ledger, *counts, *atomic.Int64) {
+// setup runs a webhook feed into the real intake over a SQLite ledger.
+func setup(t *testing.T, token string, edit ...func(*Config)) (*httptest.Server, *sqlite.Ledger, *counts, *atomic.Int64) {
 	t.Helper()
 	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"))
 	if err != nil {
@@ -44,11 +52,128 @@ func setup(t *testing.T, token string) (*httptest.Server, *sqlite.Ledger, *count
 	t.Cleanup(func() { led.Close() })
 	c := &counts{ignored: map[string]int{}}
 	var wakes atomic.Int64
-	h := New(Config{Bucket: "docs", Token: token, MaxBodyBytes: 4096, Match: func(k string) bool { return !strings.HasPrefix(k, "private/") }},
-		led, c, nil, func() { wakes.Add(1) })
-	srv := httptest.NewServer(h)
+	sink := intake.New(intake.Config{Bucket: "docs", Match: func(k string) bool { return !strings.HasPrefix(k, "private/") }},
+		led, c, func() { wakes.Add(1) })
+	cfg := Config{Token: token, MaxBodyBytes: 4096}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	f := New(cfg, nil)
+	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
+	run(t, f, sink)
 	return srv, led, c, &wakes
+}
+
+// run runs f until the test ends.
+func run(t *testing.T, f *Feed, sink freshen.Sink) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx, sink); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for f.sink.Load() == nil {
+		runtime.Gosched()
+	}
+}
+
+func TestConformance(t *testing.T) {
+	feedtest.Run(t, func(t *testing.T) feedtest.Harness {
+		f := New(Config{}, nil)
+		srv := httptest.NewServer(f)
+		t.Cleanup(srv.Close)
+		return feedtest.Harness{Feed: f, Bucket: "docs", Publish: func(ctx context.Context, body []byte) *feedtest.Delivery {
+			d, settle := feedtest.NewDelivery()
+			go func() {
+				for {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						settle(false)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusServiceUnavailable && f.sink.Load() == nil {
+						continue // Run has not started yet
+					}
+					// 2xx and 4xx are final for the sender; 5xx asks it to retry.
+					settle(resp.StatusCode < 500)
+					return
+				}
+			}()
+			return d
+		}}
+	})
+}
+
+func TestNotReadyBeforeRun(t *testing.T) {
+	srv := httptest.NewServer(New(Config{}, nil))
+	defer srv.Close()
+	if code := post(t, srv.URL, "application/json", strings.Replace(put, "KEY", "a.md", 1)); code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d before Run, want 503", code)
+	}
+}
+
+// TestSNSSubscriptionIsConfirmed: an SNS HTTP subscription works end to
+// end: the confirmation is fetched, signed notifications are queued, and
+// unsigned, forged or foreign-topic messages are refused.
+func TestSNSSubscriptionIsConfirmed(t *testing.T) {
+	fake := snstest.New(t)
+	srv, led, c, _ := setup(t, "", func(cfg *Config) {
+		cfg.SNS = SNSConfig{Verify: true, Hosts: []string{snstest.Host}, Client: fake.Client()}
+	})
+	if code := post(t, srv.URL, "text/plain", string(snstest.JSON(fake.Confirmation()))); code != 200 {
+		t.Fatalf("confirmation: status %d", code)
+	}
+	if fake.Confirmed.Load() != 1 {
+		t.Fatalf("SubscribeURL fetched %d times, want 1", fake.Confirmed.Load())
+	}
+	note := fake.Notification(strings.Replace(put, "KEY", "sns.md", 1))
+	if code := post(t, srv.URL, "text/plain", string(snstest.JSON(note))); code != 200 {
+		t.Fatalf("notification: status %d", code)
+	}
+	if q, _ := led.Queued(context.Background(), "docs", "sns.md"); !q {
+		t.Fatal("the notification's change was not queued")
+	}
+	forged := note
+	forged.Message = strings.Replace(put, "KEY", "forged.md", 1)
+	unsigned := fake.Notification(strings.Replace(put, "KEY", "unsigned.md", 1))
+	unsigned.Signature, unsigned.SignatureVersion = "", ""
+	for name, m := range map[string]sns.Message{"forged": forged, "unsigned": unsigned} {
+		if code := post(t, srv.URL, "text/plain", string(snstest.JSON(m))); code != http.StatusForbidden {
+			t.Errorf("%s notification: status %d, want 403", name, code)
+		}
+	}
+	if c.ignored["unauthorized"] != 2 {
+		t.Fatalf("ignored = %v, want 2 unauthorized", c.ignored)
+	}
+	for _, k := range []string{"forged.md", "unsigned.md"} {
+		if q, _ := led.Queued(context.Background(), "docs", k); q {
+			t.Errorf("%s was queued", k)
+		}
+	}
+}
+
+func TestSNSRejectsUntrustedConfirmation(t *testing.T) {
+	fake := snstest.New(t)
+	// Default hosts (AWS only): the loopback SubscribeURL is not fetched.
+	srv, _, c, _ := setup(t, "", func(cfg *Config) { cfg.SNS = SNSConfig{Verify: true, Client: fake.Client()} })
+	if code := post(t, srv.URL, "text/plain", string(snstest.JSON(fake.Confirmation()))); code != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", code)
+	}
+	if fake.Confirmed.Load() != 0 || c.ignored["unauthorized"] != 1 {
+		t.Fatalf("confirmed %d, ignored %v", fake.Confirmed.Load(), c.ignored)
+	}
+	// A topic outside webhook.sns-topics is refused too.
+	srv2, _, _, _ := setup(t, "", func(cfg *Config) {
+		cfg.SNS = SNSConfig{Verify: true, Hosts: []string{snstest.Host}, Client: fake.Client(), Topics: []string{"arn:aws:sns:us-east-1:1:other"}}
+	})
+	if code := post(t, srv2.URL, "text/plain", string(snstest.JSON(fake.Confirmation()))); code != http.StatusForbidden {
+		t.Fatalf("foreign topic: status %d, want 403", code)
+	}
+	if fake.Confirmed.Load() != 0 {
+		t.Fatal("a foreign topic's subscription was confirmed")
+	}
 }
 
 func post(t *testing.T, url, contentType, body string, header ...string) int {
@@ -81,7 +206,7 @@ func TestQueuesBeforeAnswering(t *testing.T) {
 	post(t, srv.URL, "application/json", strings.Replace(put, "KEY", "private/x.md", 1))
 	post(t, srv.URL, "application/json", strings.Replace(strings.Replace(put, "KEY", "x.md", 1), `"docs"`, `"other"`, 1))
 	post(t, srv.URL, "", `{"Event":"s3:TestEvent"}`)
-	if c.ignored["filter"] != 1 || c.ignored["bucket"] != 1 || c.ignored["test"] != 1 {
+	if c.ignored["filter"] != 1 || c.ignored["bucket"] != 1 || c.ignored["test"] != 1 || c.received != 4 {
 		t.Fatalf("ignored = %v", c.ignored)
 	}
 	if n, _, _ := led.Backlog(context.Background()); n != 2 {
