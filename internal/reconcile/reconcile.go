@@ -65,16 +65,29 @@ type Report struct {
 // ErrMassDelete is returned (wrapped, with the report) when the breaker trips.
 var ErrMassDelete = errors.New("mass delete blocked")
 
+// Lister is the part of the ledger the reconciler reads.
+type Lister interface {
+	Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(freshen.ObjectRecord) error) error
+}
+
+// Intake queues the changes a pass finds (intake.Sink.Add: the same path
+// as every feed's, without the feed filters: the reconciler filters
+// itself and must queue keys that left the filters).
+type Intake interface {
+	Add(ctx context.Context, origin string, changes []freshen.Change) (added int, err error)
+}
+
 // Reconciler compares a source with the ledger.
 type Reconciler struct {
 	cfg Config
 	src freshen.Source
-	led freshen.Ledger
+	led Lister
+	in  Intake
 	log *slog.Logger
 }
 
 // New builds a reconciler.
-func New(cfg Config, src freshen.Source, led freshen.Ledger, log *slog.Logger) *Reconciler {
+func New(cfg Config, src freshen.Source, led Lister, in Intake, log *slog.Logger) *Reconciler {
 	if len(cfg.Prefixes) == 0 {
 		cfg.Prefixes = []string{""}
 	}
@@ -84,7 +97,7 @@ func New(cfg Config, src freshen.Source, led freshen.Ledger, log *slog.Logger) *
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{cfg: cfg, src: src, led: led, log: log}
+	return &Reconciler{cfg: cfg, src: src, led: led, in: in, log: log}
 }
 
 const enqueueBatch = 500
@@ -99,17 +112,33 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 	var rep Report
 	now := start
 
-	// The ledger side, pulled one row at a time.
-	next, stop := iter.Pull(func(yield func(freshen.ObjectRecord) bool) {
-		r.led.Objects(ctx, r.cfg.Bucket, "", "", func(o freshen.ObjectRecord) error {
+	// The ledger side, pulled one row at a time. A failed read must abort
+	// the pass: rows it did not return would look like new keys, and the
+	// keys after them like vanished ones.
+	var ledErr error
+	pull, stop := iter.Pull(func(yield func(freshen.ObjectRecord) bool) {
+		err := r.led.Objects(ctx, r.cfg.Bucket, "", "", func(o freshen.ObjectRecord) error {
 			if !yield(o) {
 				return errStop
 			}
 			return nil
 		})
+		if err != nil && !errors.Is(err, errStop) {
+			ledErr = err
+		}
 	})
 	defer stop()
-	head, ok := next()
+	next := func() (freshen.ObjectRecord, bool, error) {
+		o, ok := pull()
+		if !ok && ledErr != nil {
+			return o, false, fmt.Errorf("reading the ledger: %w", ledErr)
+		}
+		return o, ok, nil
+	}
+	head, ok, err := next()
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
 
 	spill, err := os.CreateTemp(r.cfg.TempDir, "vanished-*.jsonl")
 	if err != nil {
@@ -125,7 +154,7 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 		if len(batch) == 0 {
 			return nil
 		}
-		n, err := r.led.Enqueue(ctx, batch)
+		n, err := r.in.Add(ctx, "reconcile", batch)
 		rep.Found += n
 		batch = batch[:0]
 		return err
@@ -151,19 +180,24 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 			}
 			first, prev = false, obj.Key
 			rep.Listed++
+			var err error
 			for ok && head.Key < obj.Key {
 				rep.Ledger++
 				if err := vanish(head); err != nil {
 					return err
 				}
-				head, ok = next()
+				if head, ok, err = next(); err != nil {
+					return err
+				}
 			}
 			var row *freshen.ObjectRecord
 			if ok && head.Key == obj.Key {
 				rep.Ledger++
 				h := head
 				row = &h
-				head, ok = next()
+				if head, ok, err = next(); err != nil {
+					return err
+				}
 			}
 			if r.cfg.Match != nil && !r.cfg.Match(obj.Key) {
 				rep.Ignored++
@@ -188,9 +222,12 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 	}
-	for ; ok; head, ok = next() {
+	for ok {
 		rep.Ledger++
 		if err := vanish(head); err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
+		if head, ok, err = next(); err != nil {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 	}
@@ -253,7 +290,7 @@ func (r *Reconciler) queueSpilled(ctx context.Context, name string, now time.Tim
 		}
 		batch = append(batch, freshen.Change{Bucket: r.cfg.Bucket, Key: key, Kind: freshen.ChangeDelete, EventTime: now, Origin: "reconcile"})
 		if len(batch) >= enqueueBatch {
-			n, err := r.led.Enqueue(ctx, batch)
+			n, err := r.in.Add(ctx, "reconcile", batch)
 			found += n
 			if err != nil {
 				return found, err
@@ -261,6 +298,6 @@ func (r *Reconciler) queueSpilled(ctx context.Context, name string, now time.Tim
 			batch = batch[:0]
 		}
 	}
-	n, err := r.led.Enqueue(ctx, batch)
+	n, err := r.in.Add(ctx, "reconcile", batch)
 	return found + n, err
 }

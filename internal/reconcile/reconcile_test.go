@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/intake"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
 
@@ -48,7 +49,7 @@ func setup(t *testing.T, indexed ...string) (*sqlite.Ledger, string) {
 			t.Fatal(err)
 		}
 	}
-	ls, _ := led.Lease(ctx, "w", len(indexed)+1, time.Minute)
+	ls, _ := led.Lease(ctx, freshen.LeaseParams{Owner: "w", Max: len(indexed) + 1, TTL: time.Minute})
 	for _, l := range ls {
 		o := freshen.ObjectRecord{Bucket: "b", Key: l.Key, ETag: "e-" + l.Key, Size: 1, State: freshen.StateIndexed, Chunker: "c1", Model: "m1"}
 		if err := led.Complete(ctx, l, freshen.Commit{Object: o}); err != nil {
@@ -64,7 +65,7 @@ func obj(key, etag string) freshen.ObjectInfo {
 
 func queued(t *testing.T, led *sqlite.Ledger) []string {
 	t.Helper()
-	ls, err := led.Lease(context.Background(), "check", 1000, time.Minute)
+	ls, err := led.Lease(context.Background(), freshen.LeaseParams{Owner: "check", Max: 1000, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func queued(t *testing.T, led *sqlite.Ledger) []string {
 func TestPassFindsNewChangedVanished(t *testing.T) {
 	led, dir := setup(t, "a", "b", "c", "x/outside")
 	src := &listSource{objs: []freshen.ObjectInfo{obj("a", "e-a"), obj("b", "CHANGED"), obj("d", "e-d"), obj("skip.tmp", "e")}}
-	r := New(Config{Bucket: "b", Match: func(k string) bool { return !strings.HasSuffix(k, ".tmp") }, Chunker: "c1", Model: "m1", TempDir: dir, MinDeleteObjects: 100}, src, led, nil)
+	r := New(Config{Bucket: "b", Match: func(k string) bool { return !strings.HasSuffix(k, ".tmp") }, Chunker: "c1", Model: "m1", TempDir: dir, MinDeleteObjects: 100}, src, led, intake.New(intake.Config{Bucket: "b"}, led, nil, nil), nil)
 	rep, err := r.Pass(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestPassFindsNewChangedVanished(t *testing.T) {
 
 func TestChunkerChangeRequeues(t *testing.T) {
 	led, dir := setup(t, "a")
-	r := New(Config{Bucket: "b", Chunker: "c2", Model: "m1", TempDir: dir}, &listSource{objs: []freshen.ObjectInfo{obj("a", "e-a")}}, led, nil)
+	r := New(Config{Bucket: "b", Chunker: "c2", Model: "m1", TempDir: dir}, &listSource{objs: []freshen.ObjectInfo{obj("a", "e-a")}}, led, intake.New(intake.Config{Bucket: "b"}, led, nil, nil), nil)
 	rep, err := r.Pass(context.Background(), false)
 	if err != nil || rep.Changed != 1 {
 		t.Fatalf("rep = %+v, %v", rep, err)
@@ -106,7 +107,7 @@ func TestBreaker(t *testing.T) {
 		keys = append(keys, fmt.Sprintf("k%02d", i))
 	}
 	led, dir := setup(t, keys...)
-	r := New(Config{Bucket: "b", Chunker: "c1", Model: "m1", TempDir: dir, MinDeleteObjects: 5, MaxDeleteFraction: 0.5}, &listSource{objs: []freshen.ObjectInfo{obj("k00", "e-k00"), obj("new", "e")}}, led, nil)
+	r := New(Config{Bucket: "b", Chunker: "c1", Model: "m1", TempDir: dir, MinDeleteObjects: 5, MaxDeleteFraction: 0.5}, &listSource{objs: []freshen.ObjectInfo{obj("k00", "e-k00"), obj("new", "e")}}, led, intake.New(intake.Config{Bucket: "b"}, led, nil, nil), nil)
 	rep, err := r.Pass(context.Background(), false)
 	if !errors.Is(err, ErrMassDelete) || !rep.MassDeleteBlocked || !strings.Contains(rep.Message, "refusing to delete 9 of 10") {
 		t.Fatalf("rep = %+v, err = %v", rep, err)
@@ -116,7 +117,7 @@ func TestBreaker(t *testing.T) {
 		t.Fatalf("queued %s", got)
 	}
 	led2, dir2 := setup(t, keys...)
-	r = New(Config{Bucket: "b", Chunker: "c1", Model: "m1", TempDir: dir2, MinDeleteObjects: 5}, &listSource{}, led2, nil)
+	r = New(Config{Bucket: "b", Chunker: "c1", Model: "m1", TempDir: dir2, MinDeleteObjects: 5}, &listSource{}, led2, intake.New(intake.Config{Bucket: "b"}, led2, nil, nil), nil)
 	if _, err := r.Pass(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +128,45 @@ func TestBreaker(t *testing.T) {
 
 func TestOutOfOrderListingIsAnError(t *testing.T) {
 	led, dir := setup(t)
-	r := New(Config{Bucket: "b", TempDir: dir}, &listSource{objs: []freshen.ObjectInfo{obj("b", "1"), obj("a", "2")}}, led, nil)
+	r := New(Config{Bucket: "b", TempDir: dir}, &listSource{objs: []freshen.ObjectInfo{obj("b", "1"), obj("a", "2")}}, led, intake.New(intake.Config{Bucket: "b"}, led, nil, nil), nil)
 	if _, err := r.Pass(context.Background(), false); err == nil || !strings.Contains(err.Error(), "not in key order") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// brokenLedger returns some rows, then fails.
+type brokenLedger struct {
+	*sqlite.Ledger
+	after int
+}
+
+func (l *brokenLedger) Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(freshen.ObjectRecord) error) error {
+	n := 0
+	err := l.Ledger.Objects(ctx, bucket, prefix, startAfter, func(o freshen.ObjectRecord) error {
+		if n == l.after {
+			return errors.New("database is locked")
+		}
+		n++
+		return fn(o)
+	})
+	return err
+}
+
+// TestLedgerErrorAbortsThePass: a ledger that fails while being read
+// must fail the pass, not read as "every key is new" or "gone".
+func TestLedgerErrorAbortsThePass(t *testing.T) {
+	for _, after := range []int{0, 2} {
+		led, dir := setup(t, "a", "b", "c", "d")
+		src := &listSource{objs: []freshen.ObjectInfo{obj("a", "e-a"), obj("b", "e-b"), obj("c", "e-c"), obj("d", "e-d")}}
+		broken := &brokenLedger{Ledger: led, after: after}
+		r := New(Config{Bucket: "b", Chunker: "c1", Model: "m1", TempDir: dir, MinDeleteObjects: 100}, src, broken,
+			intake.New(intake.Config{Bucket: "b"}, led, nil, nil), nil)
+		rep, err := r.Pass(context.Background(), false)
+		if err == nil || !strings.Contains(err.Error(), "database is locked") || !strings.Contains(err.Error(), "ledger") {
+			t.Fatalf("after %d rows: err = %v, report %+v; want the ledger's error", after, err, rep)
+		}
+		if got := queued(t, led); len(got) != 0 {
+			t.Fatalf("after %d rows: a failed pass queued %v", after, got)
+		}
 	}
 }
