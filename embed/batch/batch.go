@@ -5,17 +5,25 @@
 // remote provider.
 //
 // It never changes results: each caller gets exactly the vectors of its
-// own texts, in order, and an error of a merged call is returned to every
-// caller in it.
+// own texts, in order. A retryable error of a merged call (the provider is
+// down) is returned to every caller in it; a permanent one (an input the
+// model rejects) is pinned on the callers whose own texts cause it by
+// running each of them alone again, so one bad input never fails its
+// neighbours.
 package batch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/freshen-io/freshen"
 )
+
+// ErrClosed is returned by Embed after Close.
+var ErrClosed = errors.New("batch: embedder closed")
 
 // Config tunes the batcher.
 type Config struct {
@@ -28,13 +36,22 @@ type Config struct {
 	Parallel int
 }
 
-// Embedder merges concurrent calls to an inner Embedder.
+// Embedder merges concurrent calls to an inner Embedder. Its gathering
+// goroutine starts with the first call that can be merged and stops at
+// Close.
 type Embedder struct {
-	inner freshen.Embedder
-	cfg   Config
-	reqs  chan *request
-	slots chan struct{}
-	once  sync.Once
+	inner   freshen.Embedder
+	cfg     Config
+	reqs    chan *request
+	slots   chan struct{}
+	closing chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	started bool
+	// wg counts Embed calls in progress, the gathering loop and the
+	// merged calls it started; Close waits for all of them.
+	wg sync.WaitGroup
 }
 
 type request struct {
@@ -45,7 +62,10 @@ type request struct {
 	err   error
 }
 
-var _ freshen.Embedder = (*Embedder)(nil)
+var (
+	_ freshen.Embedder     = (*Embedder)(nil)
+	_ freshen.TokenCounter = (*Embedder)(nil)
+)
 
 // New wraps inner.
 func New(inner freshen.Embedder, cfg Config) *Embedder {
@@ -58,35 +78,45 @@ func New(inner freshen.Embedder, cfg Config) *Embedder {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 2
 	}
-	return &Embedder{inner: inner, cfg: cfg, reqs: make(chan *request), slots: make(chan struct{}, cfg.Parallel)}
+	return &Embedder{
+		inner:   inner,
+		cfg:     cfg,
+		reqs:    make(chan *request),
+		slots:   make(chan struct{}, cfg.Parallel),
+		closing: make(chan struct{}),
+	}
 }
 
 // Model implements freshen.Embedder.
 func (b *Embedder) Model() freshen.ModelInfo { return b.inner.Model() }
 
-// CountTokens forwards to the inner embedder when it counts tokens.
-func (b *Embedder) CountTokens(text string) int {
-	if tc, ok := b.inner.(interface{ CountTokens(string) int }); ok {
-		return tc.CountTokens(text)
-	}
-	return (len(text) + 3) / 4
-}
+// CountTokens forwards to the inner embedder's own measure, if it has one.
+func (b *Embedder) CountTokens(text string) int { return freshen.CountTokens(b.inner, text) }
 
-// Embed implements freshen.Embedder.
+// Embed implements freshen.Embedder. After Close it fails with ErrClosed.
 func (b *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if !b.enter(len(texts) > 0 && len(texts) < b.cfg.MaxTexts) {
+		return nil, ErrClosed
+	}
+	defer b.wg.Done()
 	if len(texts) == 0 {
 		return nil, nil
 	}
 	if len(texts) >= b.cfg.MaxTexts {
 		// Already a full batch: no reason to wait.
-		b.slots <- struct{}{}
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		defer func() { <-b.slots }()
-		return b.inner.Embed(ctx, texts)
+		return b.embed(ctx, texts)
 	}
-	b.once.Do(func() { go b.loop() })
 	r := &request{ctx: ctx, texts: texts, done: make(chan struct{})}
 	select {
 	case b.reqs <- r:
+	case <-b.closing:
+		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -98,9 +128,51 @@ func (b *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, erro
 	}
 }
 
-// loop gathers requests into batches and runs them.
+// enter registers a call, starting the gathering loop if the call will
+// need it. It reports false once Close has begun. Every Add happens under
+// mu before closed is set, so none can race with Close's Wait.
+func (b *Embedder) enter(merge bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	if merge && !b.started {
+		b.started = true
+		b.wg.Add(1)
+		go b.loop()
+	}
+	return true
+}
+
+// Close stops the gathering loop and waits until every call in progress,
+// merged or not, has returned: no goroutine of the batcher and no call to
+// the inner embedder outlives it. Requests already gathered still run.
+// It does not close the inner embedder. A second Close does nothing.
+func (b *Embedder) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.closing)
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+// loop gathers requests into batches and runs them, until Close.
 func (b *Embedder) loop() {
-	for first := range b.reqs {
+	defer b.wg.Done()
+	for {
+		var first *request
+		select {
+		case first = <-b.reqs:
+		case <-b.closing:
+			return
+		}
 		batch := []*request{first}
 		n := len(first.texts)
 		timer := time.NewTimer(b.cfg.MaxWait)
@@ -112,11 +184,15 @@ func (b *Embedder) loop() {
 				n += len(r.texts)
 			case <-timer.C:
 				break gather
+			case <-b.closing:
+				break gather // run what was accepted, then stop
 			}
 		}
 		timer.Stop()
 		b.slots <- struct{}{} // wait for a free slot, gathering stops meanwhile
+		b.wg.Add(1)           // the loop's own count is held, so this cannot race Wait
 		go func() {
+			defer b.wg.Done()
 			defer func() { <-b.slots }()
 			b.run(batch, n)
 		}()
@@ -140,15 +216,42 @@ func (b *Embedder) run(batch []*request, n int) {
 	}
 	// The merged call outlives any single caller's context: others wait
 	// on it too.
-	vecs, err := b.inner.Embed(context.WithoutCancel(live[0].ctx), texts)
+	vecs, err := b.embed(context.WithoutCancel(live[0].ctx), texts)
+	if err != nil && len(live) > 1 && freshen.IsPermanent(err) {
+		// Some input is bad, and the same texts would fail the same way:
+		// find out whose by running each caller alone, under its own ctx
+		// since only that caller waits for it.
+		for _, r := range live {
+			if r.err = r.ctx.Err(); r.err == nil {
+				r.vecs, r.err = b.embed(r.ctx, r.texts)
+			}
+			close(r.done)
+		}
+		return
+	}
 	off := 0
 	for _, r := range live {
 		if err != nil {
 			r.err = err
 		} else {
-			r.vecs = vecs[off : off+len(r.texts)]
+			// A full slice expression: a caller appending to its result
+			// must not write into its neighbour's.
+			r.vecs = vecs[off : off+len(r.texts) : off+len(r.texts)]
 		}
 		off += len(r.texts)
 		close(r.done)
 	}
+}
+
+// embed calls the inner embedder and checks that it kept the contract's
+// one vector per text, which the split into callers relies on.
+func (b *Embedder) embed(ctx context.Context, texts []string) ([][]float32, error) {
+	vecs, err := b.inner.Embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	if len(vecs) != len(texts) {
+		return nil, fmt.Errorf("batch: inner embedder %s returned %d vectors for %d texts", b.inner.Model().Name, len(vecs), len(texts))
+	}
+	return vecs, nil
 }

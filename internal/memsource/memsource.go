@@ -64,7 +64,9 @@ func (s *Source) info(key string, o object) freshen.ObjectInfo {
 	return freshen.ObjectInfo{Bucket: s.bucket, Key: key, ETag: ETag(o.body), Size: int64(len(o.body)), LastModified: o.modified, ContentType: o.contentType}
 }
 
-// List implements freshen.Source.
+// List implements freshen.Source. Unlike a real store it copies the
+// matching entries before calling fn (the bucket is in memory anyway), so
+// fn sees a snapshot taken at the call and may itself call the Source.
 func (s *Source) List(ctx context.Context, prefix, startAfter string, fn func(freshen.ObjectInfo) error) error {
 	s.mu.Lock()
 	var infos []freshen.ObjectInfo

@@ -157,7 +157,22 @@ func (s *Source) Open(ctx context.Context, obj freshen.ObjectInfo) (io.ReadClose
 	}
 	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("s3: get %s: %w", obj.Key, translate(err))
+		err = translate(err)
+		// A pinned version that is missing (NoSuchVersion, or a version
+		// expired by a lifecycle rule) does not mean the key is gone: if it
+		// still exists, the object changed since obj was taken, and
+		// reporting ErrNotFound would have the caller drop a live object.
+		if obj.VersionID != "" && errors.Is(err, freshen.ErrNotFound) {
+			switch _, herr := s.Stat(ctx, obj.Key); {
+			case herr == nil:
+				return nil, fmt.Errorf("s3: get %s: version %s: %w (%v)", obj.Key, obj.VersionID, freshen.ErrPreconditionFailed, err)
+			case !errors.Is(herr, freshen.ErrNotFound):
+				// Unsure whether the key is gone: an error that is not
+				// ErrNotFound, so the caller retries instead of deleting.
+				return nil, fmt.Errorf("s3: get %s: version %s missing (%v), then %w", obj.Key, obj.VersionID, err, herr)
+			}
+		}
+		return nil, fmt.Errorf("s3: get %s: %w", obj.Key, err)
 	}
 	// A store that ignores If-Match could hand us another version.
 	if got := trimETag(aws.ToString(out.ETag)); obj.ETag != "" && got != "" && got != obj.ETag {
