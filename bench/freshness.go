@@ -20,6 +20,7 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/builtin"
+	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/daemon"
@@ -279,7 +280,7 @@ func (r *runner) freshness() (section, error) {
 		return section{}, err
 	}
 	var chunkTexts []string
-	a.Index.All(ctx, func(rec freshen.Record) error {
+	a.Index.(*embedded.Index).All(ctx, func(rec freshen.Record) error {
 		if strings.HasPrefix(rec.Key, "burst/") {
 			chunkTexts = append(chunkTexts, rec.Text)
 		}

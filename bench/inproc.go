@@ -38,7 +38,7 @@ func newStack(ctx context.Context, emb freshen.Embedder, workers int, onDone fun
 	if s.led, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db")); err != nil {
 		return nil, err
 	}
-	if s.idx, err = embedded.Open(ctx, filepath.Join(dir, "index.db")); err != nil {
+	if s.idx, err = embedded.Open(ctx, filepath.Join(dir, "index.db"), emb.Model().Dim); err != nil {
 		return nil, err
 	}
 	if s.chk, err = chunk.New(chunk.Config{}); err != nil {

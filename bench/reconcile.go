@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/intake"
 	"github.com/freshen-io/freshen/internal/reconcile"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
@@ -115,6 +116,12 @@ func childJSON(args ...string) (reconcileRun, error) {
 func runChild(name string, args []string) error {
 	ctx := context.Background()
 	switch name {
+	case "ceiling":
+		objs, _, err := pipelineCeiling(ctx, len(args) > 0 && args[0] == "quick")
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(map[string]float64{"objects_per_s": objs})
 	case "populate":
 		n, _ := strconv.Atoi(args[1])
 		start := time.Now()
@@ -144,7 +151,7 @@ func runChild(name string, args []string) error {
 		}
 		defer led.Close()
 		src := &synthSource{n: n, changedEvery: changed}
-		rec := reconcile.New(reconcile.Config{Bucket: "bench", Chunker: "c", Model: "m", TempDir: args[0], MinDeleteObjects: 100}, src, led, nil)
+		rec := reconcile.New(reconcile.Config{Bucket: "bench", Chunker: "c", Model: "m", TempDir: args[0], MinDeleteObjects: 100}, src, led, intake.New(intake.Config{Bucket: "bench"}, led, nil, nil), nil)
 		start := time.Now()
 		rep, err := rec.Pass(ctx, false)
 		if err != nil {

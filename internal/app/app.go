@@ -1,29 +1,24 @@
-// Package app builds freshen's components from a configuration. It is the
-// one place that lists the built-in implementations (restic's
-// backend/all): the embedded defaults are chosen here, and nothing
-// registers itself.
+// Package app builds freshen's components from a configuration: the
+// composition root. registry.go is the one place that lists the built-in
+// implementations (restic's backend/all); nothing registers itself, and
+// everything above this package depends on the root interfaces only.
 package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"runtime"
-	"time"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/chunk"
-	"github.com/freshen-io/freshen/embed/batch"
-	"github.com/freshen-io/freshen/embed/builtin"
 	"github.com/freshen-io/freshen/extract"
-	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/internal/intake"
 	"github.com/freshen-io/freshen/internal/pipeline"
 	"github.com/freshen-io/freshen/internal/reconcile"
-	"github.com/freshen-io/freshen/ledger/sqlite"
 	s3source "github.com/freshen-io/freshen/source/s3"
 )
 
@@ -32,8 +27,8 @@ type App struct {
 	Config    config.Config
 	Filter    *config.Filter
 	Source    freshen.Source
-	Ledger    *sqlite.Ledger
-	Index     *embedded.Index
+	Ledger    freshen.Ledger
+	Index     freshen.Index
 	Embedder  freshen.Embedder
 	Extractor freshen.Extractor
 	Chunker   freshen.Chunker
@@ -44,25 +39,61 @@ type App struct {
 // Options adjust Open.
 type Options struct {
 	Log *slog.Logger
-	// Embedder replaces the built-in model (benchmarks count tokens with a
-	// fake one; tests use a fast one).
+	// Embedder replaces the configured one (benchmarks count tokens with
+	// a fake one; tests use a fast one).
 	Embedder freshen.Embedder
+	// Source replaces the S3 source (tests use an in-memory bucket).
+	Source freshen.Source
 	// NoSource skips building the S3 client (search and status do not
 	// need one).
 	NoSource bool
 	// Exclusive locks the data directory for this process (sync and run
 	// write; search and status only read) and frees leases that a crashed
-	// predecessor left.
+	// predecessor left in a ledger only this process uses.
 	Exclusive bool
 }
 
+// Check reports what Open would refuse in cfg without opening anything:
+// `freshen config check` runs it, so it reports exactly what a start
+// would.
+func Check(cfg config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var errs []error
+	for kind, name := range map[string]string{"ledger.type": cfg.Ledger.Type, "index.type": cfg.Index.Type, "embedder.type": cfg.Embedder.Type} {
+		if !registered(kind, name) {
+			errs = append(errs, fmt.Errorf("%s = %q is not built into this binary", kind, name))
+		}
+	}
+	for _, f := range cfg.Feeds {
+		if _, ok := feeds[f]; !ok {
+			errs = append(errs, fmt.Errorf("feed %q is not built into this binary", f))
+		}
+	}
+	if _, err := config.NewFilter(cfg.Source); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := chunk.New(cfg.Chunk); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // Open builds every component. Close releases them.
-func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
-	a := &App{Config: cfg, Log: o.Log}
+func Open(ctx context.Context, cfg config.Config, o Options) (a *App, err error) {
+	if err := Check(cfg); err != nil {
+		return nil, err
+	}
+	a = &App{Config: cfg, Log: o.Log}
 	if a.Log == nil {
 		a.Log = slog.New(slog.DiscardHandler)
 	}
-	var err error
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	if a.Filter, err = config.NewFilter(cfg.Source); err != nil {
 		return nil, err
 	}
@@ -74,68 +105,83 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*App, error) {
 			return nil, err
 		}
 	}
-	if !o.NoSource {
-		src, err := s3source.New(ctx, s3source.Config{Bucket: cfg.Source.Bucket, Endpoint: cfg.Source.Endpoint, Region: cfg.Source.Region, PathStyle: cfg.Source.PathStyle})
-		if err != nil {
+	switch {
+	case o.Source != nil:
+		a.Source = o.Source
+	case !o.NoSource:
+		if a.Source, err = s3source.New(ctx, s3source.Config{Bucket: cfg.Source.Bucket, Endpoint: cfg.Source.Endpoint,
+			Region: cfg.Source.Region, PathStyle: cfg.Source.PathStyle}); err != nil {
 			return nil, err
 		}
-		a.Source = src
 	}
-	a.Embedder = o.Embedder
-	if a.Embedder == nil {
-		m, err := builtin.Default()
-		if err != nil {
+	if a.Embedder = o.Embedder; a.Embedder == nil {
+		if a.Embedder, err = embedders[cfg.Embedder.Type](ctx, cfg); err != nil {
 			return nil, err
 		}
-		// Workers embed a few chunks each; merged into one forward pass
-		// the model runs several times faster. One call per core at once.
-		a.Embedder = batch.New(m, batch.Config{Parallel: runtime.GOMAXPROCS(0)})
 	}
 	a.Extractor = extract.New(extract.Config{MaxBytes: int64(cfg.Limits.MaxObjectBytes)})
-	c := cfg.Chunk
-	if a.Chunker, err = chunk.New(chunk.Config{MinTokens: c.MinTokens, TargetTokens: c.TargetTokens, MaxTokens: c.MaxTokens,
-		HardHeadingLevel: c.HardHeadingLevel, OverlapBlocks: c.OverlapBlocks}); err != nil {
+	if a.Chunker, err = chunk.New(cfg.Chunk); err != nil {
 		return nil, err
 	}
-	if a.Ledger, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "ledger.db")); err != nil {
+	if a.Ledger, err = ledgers[cfg.Ledger.Type](ctx, cfg); err != nil {
 		return nil, err
 	}
-	if a.Index, err = embedded.Open(ctx, filepath.Join(cfg.DataDir, "index.db")); err != nil {
-		a.Ledger.Close()
+	if a.Index, err = indexes[cfg.Index.Type](ctx, cfg, a.Embedder.Model().Dim); err != nil {
 		return nil, err
 	}
-	if o.Exclusive {
-		if err := a.Ledger.ReleaseAll(ctx); err != nil {
-			a.Close()
+	if r, ok := a.Ledger.(interface{ ReleaseAll(context.Context) error }); ok && o.Exclusive && cfg.Ledger.Type == "sqlite" {
+		// The data-dir lock proves no other process uses this ledger:
+		// every lease in it is a crashed predecessor's. (A shared
+		// ledger waits for leases to expire instead.)
+		if err := r.ReleaseAll(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
 }
 
-// Close releases the databases.
+// Close releases every component; it may be called on a partly opened
+// App.
 func (a *App) Close() error {
-	err := errors.Join(a.Index.Close(), a.Ledger.Close())
+	var errs []error
+	if c, ok := a.Embedder.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	if a.Index != nil {
+		errs = append(errs, a.Index.Close())
+	}
+	if a.Ledger != nil {
+		errs = append(errs, a.Ledger.Close())
+	}
 	if a.lock != nil {
 		a.lock.Close()
 	}
-	return err
+	return errors.Join(errs...)
+}
+
+// Sink builds the intake every feed and the reconciler hand changes to.
+func (a *App) Sink(obs intake.Observer, wake func()) *intake.Sink {
+	return intake.New(intake.Config{Bucket: a.Config.Source.Bucket, Match: a.Filter.Match}, a.Ledger, obs, wake)
+}
+
+// Feeds builds the configured feeds.
+func (a *App) Feeds() []freshen.Feed {
+	var out []freshen.Feed
+	for _, name := range a.Config.Feeds {
+		out = append(out, feeds[name](a.Config, a.Log))
+	}
+	return out
 }
 
 // Pipeline builds the worker pool; onDone observes each processed key.
 func (a *App) Pipeline(onDone func(pipeline.Result)) *pipeline.Pipeline {
-	return pipeline.New(pipeline.Config{
-		Bucket:         a.Config.Source.Bucket,
-		Workers:        a.Config.Workers,
-		Match:          a.Filter.Match,
-		MaxObjectBytes: int64(a.Config.Limits.MaxObjectBytes),
-		MaxAttempts:    a.Config.Limits.MaxAttempts,
-		Backoff:        200 * time.Millisecond,
-	}, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
+	cfg := a.Config.Pipeline()
+	cfg.Match = a.Filter.Match
+	return pipeline.New(cfg, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
 }
 
-// Reconciler builds the reconciler.
-func (a *App) Reconciler() *reconcile.Reconciler {
+// Reconciler builds the reconciler, queueing through in.
+func (a *App) Reconciler(in reconcile.Intake) *reconcile.Reconciler {
 	return reconcile.New(reconcile.Config{
 		Bucket:            a.Config.Source.Bucket,
 		Prefixes:          a.Filter.Prefixes(),
@@ -145,5 +191,5 @@ func (a *App) Reconciler() *reconcile.Reconciler {
 		MaxDeleteFraction: a.Config.MassDelete.MaxFraction,
 		MinDeleteObjects:  a.Config.MassDelete.MinObjects,
 		TempDir:           a.Config.DataDir,
-	}, a.Source, a.Ledger, a.Log)
+	}, a.Source, a.Ledger, in, a.Log)
 }

@@ -105,3 +105,14 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 	}
 	return s, nil
 }
+
+// State is the ledger's view of one key of the watched bucket, and
+// whether a change to it is queued.
+func (a *App) State(ctx context.Context, key string) (freshen.KeyState, bool, error) {
+	st, err := a.Ledger.State(ctx, a.Config.Source.Bucket, key)
+	if err != nil {
+		return st, false, err
+	}
+	q, err := a.Ledger.Queued(ctx, a.Config.Source.Bucket, key)
+	return st, q, err
+}

@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 )
 
@@ -20,6 +21,10 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 	}
 	cfg, err := loadConfig(*cfgFile)
 	if err != nil {
+		return err
+	}
+	// Exactly what a start checks, without opening anything.
+	if err := app.Check(cfg); err != nil {
 		return err
 	}
 	f, _ := config.NewFilter(cfg.Source)

@@ -73,7 +73,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("recover: %w", err)
 	}
 	prog.phase("listing s3://" + a.Config.Source.Bucket)
-	rep, recErr := a.Reconciler().Pass(ctx, *allowMass || a.Config.MassDelete.Allow)
+	rep, recErr := a.Reconciler(a.Sink(nil, nil)).Pass(ctx, *allowMass || a.Config.MassDelete.Allow)
 	sum.Reconcile = rep
 	if recErr != nil && !errors.Is(recErr, reconcile.ErrMassDelete) {
 		return recErr

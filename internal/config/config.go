@@ -14,11 +14,16 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/freshen-io/freshen/chunk"
+	"github.com/freshen-io/freshen/feed/sns"
+	"github.com/freshen-io/freshen/internal/pipeline"
 )
 
 // Config is the whole configuration.
@@ -37,11 +42,88 @@ type Config struct {
 	// token, X-Freshen-Token header, or ?token= in the webhook URL).
 	WebhookToken Secret `yaml:"webhook-token"`
 	// APIToken, if set, is required as a bearer token on /v1/ endpoints.
-	APIToken   Secret           `yaml:"api-token"`
-	Chunk      ChunkConfig      `yaml:"chunk"`
+	APIToken Secret `yaml:"api-token"`
+	// Chunk is the chunker's own configuration (package chunk validates
+	// it); changing it re-chunks (and re-embeds) every object, visibly,
+	// through the chunker version.
+	Chunk      chunk.Config     `yaml:"chunk"`
 	Limits     LimitsConfig     `yaml:"limits"`
 	MassDelete MassDeleteConfig `yaml:"mass-delete"`
+	Retry      RetryConfig      `yaml:"retry"`
+	// ShutdownTimeout is how long `freshen run` lets in-flight objects
+	// finish at shutdown before it cancels them (they are redone later).
+	ShutdownTimeout Duration `yaml:"shutdown-timeout"`
+
+	// Ledger, Index and Embedder choose the implementations; their type
+	// defaults to the embedded one (sqlite, embedded, builtin).
+	Ledger   LedgerConfig   `yaml:"ledger"`
+	Index    IndexConfig    `yaml:"index"`
+	Embedder EmbedderConfig `yaml:"embedder"`
+	// Feeds lists the event transports to run (default: webhook).
+	Feeds   StringList    `yaml:"feeds"`
+	Webhook WebhookConfig `yaml:"webhook"`
 }
+
+// LedgerConfig chooses the ledger.
+type LedgerConfig struct {
+	// Type is "sqlite": a file in data-dir.
+	Type string `yaml:"type"`
+}
+
+// IndexConfig chooses the vector index.
+type IndexConfig struct {
+	// Type is "embedded": exact search over a SQLite file in data-dir.
+	Type string `yaml:"type"`
+}
+
+// EmbedderConfig chooses the embedding model.
+type EmbedderConfig struct {
+	// Type is "builtin": Universal Sentence Encoder Lite in pure Go.
+	Type  string      `yaml:"type"`
+	Batch BatchConfig `yaml:"batch"`
+}
+
+// BatchConfig tunes the micro-batcher that merges the workers' embedding
+// calls into larger ones.
+type BatchConfig struct {
+	// MaxTexts caps one merged call.
+	MaxTexts int `yaml:"max-texts"`
+	// MaxWait is how long a call waits for company.
+	MaxWait Duration `yaml:"max-wait"`
+	// Parallel is how many merged calls run at once (0: one per core).
+	Parallel int `yaml:"parallel"`
+}
+
+// WebhookConfig configures the webhook feed beyond its token.
+type WebhookConfig struct {
+	// SNSVerify checks the signature of every Amazon SNS message.
+	SNSVerify bool `yaml:"sns-verify"`
+	// SNSHosts are the host patterns (`*` is one DNS label) SNS
+	// certificates and SubscribeURLs may come from (default: AWS's).
+	SNSHosts StringList `yaml:"sns-hosts"`
+	// SNSTopics, if set, are the only topic ARNs accepted.
+	SNSTopics StringList `yaml:"sns-topics"`
+}
+
+// RetryConfig tunes retries of failing objects and the worker leases.
+type RetryConfig struct {
+	// Backoff is the delay before the first retry; it doubles per
+	// attempt, with jitter, up to MaxBackoff.
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"max-backoff"`
+	// LeaseTTL is how long a crashed worker keeps an object from others;
+	// live workers extend their leases every third of it.
+	LeaseTTL Duration `yaml:"lease-ttl"`
+}
+
+// Known implementation names, for validation; internal/app's registry
+// lists the same (a test keeps them equal).
+var (
+	LedgerTypes   = []string{"sqlite"}
+	IndexTypes    = []string{"embedded"}
+	EmbedderTypes = []string{"builtin"}
+	FeedTypes     = []string{"webhook"}
+)
 
 // SourceConfig says what to watch.
 type SourceConfig struct {
@@ -57,16 +139,6 @@ type SourceConfig struct {
 	Endpoint  string     `yaml:"endpoint"`
 	Region    string     `yaml:"region"`
 	PathStyle bool       `yaml:"path-style"`
-}
-
-// ChunkConfig tunes the chunker; changing it re-chunks (and re-embeds)
-// every object, visibly, through the chunker version.
-type ChunkConfig struct {
-	MinTokens        int `yaml:"min-tokens"`
-	TargetTokens     int `yaml:"target-tokens"`
-	MaxTokens        int `yaml:"max-tokens"`
-	HardHeadingLevel int `yaml:"hard-heading-level"`
-	OverlapBlocks    int `yaml:"overlap-blocks"`
 }
 
 // LimitsConfig bounds the work one object may cause.
@@ -95,10 +167,17 @@ func Default() Config {
 		ReconcileInterval: Duration(5 * time.Minute),
 		Workers:           16,
 		Listen:            "127.0.0.1:8080",
-		Chunk:             ChunkConfig{MinTokens: 64, TargetTokens: 200, MaxTokens: 400, HardHeadingLevel: 3},
+		Chunk:             chunk.Config{}.WithDefaults(),
 		Limits:            LimitsConfig{MaxObjectBytes: 32 << 20, MaxAttempts: 5},
 		MassDelete:        MassDeleteConfig{MaxFraction: 0.5, MinObjects: 100},
+		Retry:             RetryConfig{Backoff: Duration(200 * time.Millisecond), MaxBackoff: Duration(5 * time.Minute), LeaseTTL: Duration(5 * time.Minute)},
+		ShutdownTimeout:   Duration(10 * time.Second),
 		Source:            SourceConfig{Region: ""},
+		Ledger:            LedgerConfig{Type: "sqlite"},
+		Index:             IndexConfig{Type: "embedded"},
+		Embedder:          EmbedderConfig{Type: "builtin", Batch: BatchConfig{MaxTexts: 64, MaxWait: Duration(2 * time.Millisecond)}},
+		Feeds:             StringList{"webhook"},
+		Webhook:           WebhookConfig{SNSVerify: true},
 	}
 }
 
@@ -167,27 +246,36 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		add("data-dir must not be empty")
 	}
-	if c.Workers < 1 || c.Workers > 256 {
-		add("workers = %d: want 1..256", c.Workers)
-	}
 	if c.ReconcileInterval < Duration(time.Second) {
 		add("reconcile-interval = %s: want at least 1s", c.ReconcileInterval)
 	}
-	ch := c.Chunk
-	if ch.MinTokens < 1 || ch.MinTokens >= ch.TargetTokens || ch.TargetTokens >= ch.MaxTokens {
-		add("chunk: want 1 <= min-tokens < target-tokens < max-tokens, got %d, %d, %d", ch.MinTokens, ch.TargetTokens, ch.MaxTokens)
+	// Each component validates its own configuration: what it rejects
+	// at start is rejected here.
+	for _, err := range []error{c.Chunk.Validate(), c.Pipeline().Validate(),
+		sns.Config{Verify: c.Webhook.SNSVerify, AllowedHosts: c.Webhook.SNSHosts}.Validate()} {
+		for _, e := range splitJoined(err) {
+			add("%v", e)
+		}
 	}
-	if ch.HardHeadingLevel < 0 || ch.HardHeadingLevel > 6 {
-		add("chunk.hard-heading-level = %d: want 0..6", ch.HardHeadingLevel)
+	oneOf := func(key, v string, known []string) {
+		if !slices.Contains(known, v) {
+			add("%s = %q: want one of %s", key, v, strings.Join(known, ", "))
+		}
 	}
-	if ch.OverlapBlocks < 0 || ch.OverlapBlocks > 8 {
-		add("chunk.overlap-blocks = %d: want 0..8", ch.OverlapBlocks)
+	oneOf("ledger.type", c.Ledger.Type, LedgerTypes)
+	oneOf("index.type", c.Index.Type, IndexTypes)
+	oneOf("embedder.type", c.Embedder.Type, EmbedderTypes)
+	if len(c.Feeds) == 0 {
+		add("feeds is empty: list at least one of %s (the reconciler alone would only catch changes every reconcile-interval)", strings.Join(FeedTypes, ", "))
 	}
-	if c.Limits.MaxObjectBytes < 1 || c.Limits.MaxObjectBytes > 1<<30 {
-		add("limits.max-object-bytes = %d: want 1 byte to 1GiB (an object is read into memory to be extracted)", c.Limits.MaxObjectBytes)
+	for i, f := range c.Feeds {
+		oneOf(fmt.Sprintf("feeds[%d]", i), f, FeedTypes)
+		if slices.Contains(c.Feeds[:i], f) {
+			add("feeds lists %q twice", f)
+		}
 	}
-	if c.Limits.MaxAttempts < 1 {
-		add("limits.max-attempts = %d: want at least 1", c.Limits.MaxAttempts)
+	if b := c.Embedder.Batch; b.MaxTexts < 1 || b.MaxTexts > 4096 || b.MaxWait < 0 || b.MaxWait > Duration(time.Second) || b.Parallel < 0 {
+		add("embedder.batch: want max-texts 1..4096, max-wait 0..1s, parallel >= 0 (0: one per core); got %d, %s, %d", b.MaxTexts, b.MaxWait, b.Parallel)
 	}
 	if f := c.MassDelete.MaxFraction; f <= 0 || f > 1 {
 		add("mass-delete.max-fraction = %v: want a fraction in (0, 1]", f)
@@ -199,6 +287,31 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %d problem(s):\n  - %s", len(errs), strings.Join(errs, "\n  - "))
 	}
 	return nil
+}
+
+// Pipeline is the worker pool's configuration.
+func (c Config) Pipeline() pipeline.Config {
+	return pipeline.Config{
+		Bucket:          c.Source.Bucket,
+		Workers:         c.Workers,
+		MaxObjectBytes:  int64(c.Limits.MaxObjectBytes),
+		MaxAttempts:     c.Limits.MaxAttempts,
+		LeaseTTL:        time.Duration(c.Retry.LeaseTTL),
+		Backoff:         time.Duration(c.Retry.Backoff),
+		MaxBackoff:      time.Duration(c.Retry.MaxBackoff),
+		ShutdownTimeout: time.Duration(c.ShutdownTimeout),
+	}
+}
+
+// splitJoined returns the errors an errors.Join made, or err alone.
+func splitJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Duration is a time.Duration written as "90s", "5m", "1h30m".

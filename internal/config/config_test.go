@@ -59,8 +59,16 @@ func TestMistakesAreExplained(t *testing.T) {
 		yaml, env, want string
 	}{
 		{"source:\n  bukcet: x\n", "", `unknown key "bukcet" (did you mean "bucket"?)`},
-		{"source: {bucket: x}\nworkers: 0\n", "", "workers = 0"},
-		{"source: {bucket: x}\nchunk: {min-tokens: 300}\n", "", "min-tokens < target-tokens"},
+		{"source: {bucket: x}\nworkers: -1\n", "", "workers = -1"},
+		{"source: {bucket: x}\nworkers: 300\n", "", "workers = 300"},
+		{"source: {bucket: x}\nchunk: {min-tokens: 300}\n", "", "min-tokens (300) must be below target-tokens (200)"},
+		// What the chunker refuses at start, config check refuses too.
+		{"source: {bucket: x}\nchunk: {min-tokens: 64, target-tokens: 300, max-tokens: 400}\n", "", "max-tokens (400) leaves too little room"},
+		{"source: {bucket: x}\nretry: {backoff: 1m, max-backoff: 1s}\n", "", "backoff <= max-backoff"},
+		{"source: {bucket: x}\nledger: {type: postgress}\n", "", `ledger.type = "postgress": want one of sqlite`},
+		{"source: {bucket: x}\nfeeds: [webhook, sqs]\n", "", `feeds[1] = "sqs"`},
+		{"source: {bucket: x}\nwebhook: {sns-hosts: ['*.com']}\n", "", "sns"},
+		{"source: {bucket: x}\n", "FRESHEN_FEEDS=", "feeds is empty"},
 		{"source: {bucket: x}\nreconcile-interval: soon\n", "", "is not a duration"},
 		{"source: {bucket: x}\nlimits: {max-object-bytes: lots}\n", "", "is not a size"},
 		{"source: {bucket: 'a/b'}\n", "", "put a key prefix in source.prefix"},

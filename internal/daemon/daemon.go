@@ -1,6 +1,7 @@
-// Package daemon is `freshen run`: it wires the webhook receiver, the
-// reconcile loop, the worker pool, the metrics and the HTTP API together,
-// and shuts them down in order (stop accepting, finish in-flight keys).
+// Package daemon is `freshen run`: it wires the feeds, the reconcile
+// loop, the worker pool, the metrics and the HTTP API together as
+// services, and shuts them down in order (stop accepting, finish
+// in-flight keys), so that no goroutine outlives Run.
 package daemon
 
 import (
@@ -10,29 +11,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/freshen-io/freshen/feed/webhook"
+	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/httpapi"
 	"github.com/freshen-io/freshen/internal/metrics"
 	"github.com/freshen-io/freshen/internal/pipeline"
 	"github.com/freshen-io/freshen/internal/reconcile"
+	"github.com/freshen-io/freshen/internal/service"
 )
-
-// eventObserver feeds webhook counts into the metrics.
-type eventObserver struct{ m *metrics.Metrics }
-
-func (o eventObserver) EventReceived(origin string) { o.m.EventsReceived.WithLabelValues(origin).Inc() }
-func (o eventObserver) EventMalformed(origin string) {
-	o.m.EventsMalformed.WithLabelValues(origin).Inc()
-}
-func (o eventObserver) EventIgnored(origin, reason string, n int) {
-	o.m.EventsIgnored.WithLabelValues(origin, reason).Add(float64(n))
-}
 
 // Options configure Run.
 type Options struct {
@@ -46,9 +38,12 @@ type Options struct {
 	OnListen func(baseURL string)
 }
 
-// Run is `freshen run`: the webhook feed, the periodic reconciler, the
-// workers and the HTTP API, until ctx is done; then it finishes in-flight
-// keys and returns. a must have been opened with app.Options.Exclusive.
+// Run is `freshen run`: the feeds, the periodic reconciler, the workers
+// and the HTTP API, each a service with Start and Stop, until ctx is
+// done. Then it stops them in reverse order: the API and feeds first (no
+// new work), the workers last (in-flight keys finish, or are cancelled
+// after shutdown-timeout and redone later); every goroutine has returned
+// when Run does. a must have been opened with app.Options.Exclusive.
 func Run(ctx context.Context, a *app.App, o Options) error {
 	log := o.Log
 	if log == nil {
@@ -62,30 +57,6 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	wake := make(chan struct{}, 1)
-	wakeUp := func() {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
-	wh := webhook.New(webhook.Config{Bucket: cfg.Source.Bucket, Match: a.Filter.Match, Token: string(cfg.WebhookToken)},
-		a.Ledger, eventObserver{m}, log, wakeUp)
-	api := httpapi.New(a, reg, wh, string(cfg.APIToken))
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
-	if o.OnListen != nil {
-		o.OnListen(base)
-	}
-	log.Info("freshen is running", "bucket", cfg.Source.Bucket, "prefixes", a.Filter.Prefixes(), "api", base,
-		"webhook", base+"/v1/events/s3", "metrics", base+"/metrics", "reconcile_interval", cfg.ReconcileInterval.String())
-
 	p := a.Pipeline(func(r pipeline.Result) {
 		m.ObserveResult(r)
 		if o.OnResult != nil {
@@ -97,81 +68,205 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
 		}
 	})
+	sink := a.Sink(m.Intake(), p.Wake)
 	if n, err := p.Recover(ctx); err != nil {
-		srv.Close()
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {
 		log.Warn("recovering keys whose index writes were interrupted", "keys", n)
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		reconcileLoop(runCtx, a, m, api, log, wakeUp)
-	}()
-	go backlogLoop(runCtx, a, m)
+	rec := &reconciler{r: a.Reconciler(sink), interval: time.Duration(cfg.ReconcileInterval), allow: cfg.MassDelete.Allow,
+		m: m, log: log, wake: p.Wake}
+	var stopping atomic.Bool
+	ready := func() error {
+		if stopping.Load() {
+			return errors.New("shutting down")
+		}
+		return rec.Ready()
+	}
+	var webhookHandler http.Handler
+	feeds := a.Feeds()
+	svcs := service.Group{}
+	for _, f := range feeds {
+		if h, ok := f.(http.Handler); ok && f.Name() == "webhook" {
+			webhookHandler = h
+		}
+		svcs = append(svcs, &feedService{feed: f, sink: sink, log: log})
+	}
+	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken), Ready: ready})
+	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout)}
+	backlog := &backlogService{q: a.Ledger, m: m}
+	// Start order: workers first, so that nothing accepted waits; then
+	// what feeds them. Stop runs the other way round.
+	all := append(service.Group{pipelineService{p}}, svcs...)
+	all = append(all, srv, rec, backlog)
+	if err := all.Start(ctx); err != nil {
+		return err
+	}
+	base := "http://" + srv.Addr()
+	if o.OnListen != nil {
+		o.OnListen(base)
+	}
+	var names []string
+	for _, f := range feeds {
+		names = append(names, f.Name())
+	}
+	log.Info("freshen is running", "bucket", cfg.Source.Bucket, "prefixes", a.Filter.Prefixes(), "api", base, "feeds", names,
+		"webhook", base+"/v1/events/s3", "metrics", base+"/metrics", "reconcile_interval", cfg.ReconcileInterval.String())
 
-	pipeErr := make(chan error, 1)
-	go func() { pipeErr <- p.Run(runCtx, wake) }()
+	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing in-flight objects")
-	case err := <-serveErr:
+	case err := <-srv.Failed():
+		runErr = fmt.Errorf("http server stopped: %w", err)
 		log.Error("http server stopped", "err", err)
-	case err := <-pipeErr:
-		if err != nil {
-			log.Error("pipeline stopped", "err", err)
-		}
 	}
-	api.SetReady("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(shutCtx)
-	stop()
-	<-done
-	select {
-	case err := <-pipeErr:
-		if err != nil {
-			return err
-		}
-	case <-shutCtx.Done():
-		return errors.New("in-flight objects did not finish within 10s; they will be redone at the next start")
+	stopping.Store(true)
+	all[1:].Stop()
+	if p.Stop() {
+		runErr = errors.Join(runErr, fmt.Errorf("in-flight objects did not finish within %s; they will be redone at the next start", cfg.ShutdownTimeout))
 	}
-	log.Info("stopped cleanly")
+	if runErr == nil {
+		log.Info("stopped cleanly")
+	}
+	return runErr
+}
+
+// pipelineService adapts the pipeline's Stop to service.Service.
+type pipelineService struct{ p *pipeline.Pipeline }
+
+func (s pipelineService) Start(ctx context.Context) error { return s.p.Start(ctx) }
+func (s pipelineService) Stop()                           { s.p.Stop() }
+
+// feedService runs one feed into the sink.
+type feedService struct {
+	service.Base
+	feed freshen.Feed
+	sink freshen.Sink
+	log  *slog.Logger
+}
+
+func (s *feedService) Start(ctx context.Context) error {
+	ctx, ok := s.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	s.Go(func() {
+		if err := s.feed.Run(ctx, s.sink); err != nil && ctx.Err() == nil {
+			s.log.Error("feed stopped", "feed", s.feed.Name(), "err", err)
+		}
+	})
 	return nil
 }
 
-// reconcileLoop runs a pass at start and then every interval; a failed
-// pass is retried sooner, with backoff.
-func reconcileLoop(ctx context.Context, a *app.App, m *metrics.Metrics, api *httpapi.Server, log *slog.Logger, wake func()) {
-	r := a.Reconciler()
-	interval := time.Duration(a.Config.ReconcileInterval)
+// httpService serves the API.
+type httpService struct {
+	service.Base
+	addr    string
+	handler http.Handler
+	timeout time.Duration
+	srv     *http.Server
+	ln      net.Listener
+	failed  chan error
+}
+
+func (s *httpService) Start(ctx context.Context) error {
+	if _, ok := s.StartInit(ctx); !ok {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.Base.Stop()
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.ln, s.failed = ln, make(chan error, 1)
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	s.Go(func() {
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- err
+		}
+	})
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *httpService) Addr() string { return s.ln.Addr().String() }
+
+// Failed delivers the error that stopped the server on its own.
+func (s *httpService) Failed() <-chan error { return s.failed }
+
+// Stop lets in-flight requests (a webhook queueing its changes) finish.
+func (s *httpService) Stop() {
+	if s.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.srv.Close()
+		}
+		cancel()
+	}
+	s.Base.Stop()
+}
+
+// reconciler runs a pass at start and then every interval; a failed pass
+// is retried sooner, with backoff. It is what /readyz asks.
+type reconciler struct {
+	service.Base
+	r        *reconcile.Reconciler
+	interval time.Duration
+	allow    bool
+	m        *metrics.Metrics
+	log      *slog.Logger
+	wake     func()
+	ready    atomic.Pointer[error]
+}
+
+var errStarting = errors.New("starting: the first reconcile pass has not finished")
+
+// Ready reports nil once a pass has finished (or was stopped only by the
+// mass-delete breaker, which needs an operator but does not stop search).
+func (s *reconciler) Ready() error {
+	if e := s.ready.Load(); e != nil {
+		return *e
+	}
+	return errStarting
+}
+
+func (s *reconciler) Start(ctx context.Context) error {
+	ctx, ok := s.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	s.Go(func() { s.loop(ctx) })
+	return nil
+}
+
+func (s *reconciler) loop(ctx context.Context) {
 	retry := time.Second
 	for {
-		rep, err := r.Pass(ctx, a.Config.MassDelete.Allow)
+		rep, err := s.r.Pass(ctx, s.allow)
 		if ctx.Err() != nil {
 			return
 		}
-		m.ObserveReconcile(rep, err)
-		next := interval
+		s.m.ObserveReconcile(rep, err)
+		next := s.interval
+		var none error
 		switch {
 		case errors.Is(err, reconcile.ErrMassDelete):
-			log.Error("mass delete blocked", "reason", rep.Message)
-			api.SetReady("")
+			s.log.Error("mass delete blocked", "reason", rep.Message)
+			s.ready.Store(&none)
 		case err != nil:
-			log.Error("reconcile failed", "err", err, "retry_in", retry)
-			next, retry = min(retry, interval), min(retry*2, interval)
+			s.log.Error("reconcile failed", "err", err, "retry_in", retry)
+			next, retry = min(retry, s.interval), min(retry*2, s.interval)
 		default:
 			retry = time.Second
-			api.SetReady("")
+			s.ready.Store(&none)
 			if rep.Found > 0 || rep.Listed > 0 {
-				log.Info("reconciled", "listed", rep.Listed, "new", rep.New, "changed", rep.Changed, "gone", rep.Vanished,
+				s.log.Info("reconciled", "listed", rep.Listed, "new", rep.New, "changed", rep.Changed, "gone", rep.Vanished,
 					"not_announced", rep.Found, "took", rep.Duration.Round(time.Millisecond))
 			}
 			if rep.Found > 0 {
-				wake()
+				s.wake()
 			}
 		}
 		t := time.NewTimer(next)
@@ -184,17 +279,33 @@ func reconcileLoop(ctx context.Context, a *app.App, m *metrics.Metrics, api *htt
 	}
 }
 
-func backlogLoop(ctx context.Context, a *app.App, m *metrics.Metrics) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		if n, oldest, err := a.Ledger.Backlog(ctx); err == nil {
-			m.SetBacklog(n, oldest)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// backlogService samples the queue for the metrics every second.
+type backlogService struct {
+	service.Base
+	q interface {
+		Backlog(ctx context.Context) (int, time.Time, error)
 	}
+	m *metrics.Metrics
+}
+
+func (s *backlogService) Start(ctx context.Context) error {
+	ctx, ok := s.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	s.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if n, oldest, err := s.q.Backlog(ctx); err == nil {
+				s.m.SetBacklog(n, oldest)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/chunk"
+	"github.com/freshen-io/freshen/embed/builtin"
 	"github.com/freshen-io/freshen/extract"
 	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/internal/config"
@@ -245,7 +246,7 @@ func sortRows(rows []chunkRow) {
 func (b *bundle) indexRows() ([]chunkRow, map[freshen.ChunkID][]float32) {
 	b.t.Helper()
 	ctx := context.Background()
-	x, err := embedded.Open(ctx, filepath.Join(b.data, "index.db"))
+	x, err := embedded.Open(ctx, filepath.Join(b.data, "index.db"), builtin.Dim)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -310,11 +311,11 @@ func (b *bundle) assertExact() []chunkRow {
 	defer led.Close()
 	ledgerIDs := map[freshen.ChunkID]bool{}
 	led.Objects(ctx, b.bucket, "", "", func(o freshen.ObjectRecord) error {
-		refs, err := led.Chunks(ctx, b.bucket, o.Key)
+		st, err := led.State(ctx, b.bucket, o.Key)
 		if err != nil {
 			return err
 		}
-		for _, r := range refs {
+		for _, r := range st.Chunks {
 			ledgerIDs[r.ID] = true
 		}
 		return nil

@@ -5,13 +5,13 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,47 +21,63 @@ import (
 	"github.com/freshen-io/freshen/internal/app"
 )
 
-// Server holds the API's dependencies.
+// Backend is what the API reads: search, status, and the ledger's view
+// of one key.
+type Backend interface {
+	Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error)
+	Status(ctx context.Context) (app.Status, error)
+	State(ctx context.Context, key string) (freshen.KeyState, bool, error)
+}
+
+// Config holds the API's dependencies.
+type Config struct {
+	Backend Backend
+	Gather  prometheus.Gatherer
+	// Webhook, if set, is mounted at POST /v1/events/s3.
+	Webhook http.Handler
+	// Token, if set, is required on /v1/ endpoints other than the
+	// webhook (which has its own).
+	Token string
+	// Ready reports whether the service is ready, and if not, why; the
+	// API asks it on every /readyz. Nil is always ready.
+	Ready func() error
+}
+
+// Server serves the API.
 type Server struct {
-	app     *app.App
-	gather  prometheus.Gatherer
-	webhook http.Handler
-	token   string
-	ready   atomic.Pointer[string]
+	cfg Config
 }
 
-// New builds the API. token, if set, is required on /v1/ endpoints other
-// than the webhook (which has its own).
-func New(a *app.App, gather prometheus.Gatherer, webhook http.Handler, token string) *Server {
-	s := &Server{app: a, gather: gather, webhook: webhook, token: token}
-	notYet := "starting: the first reconcile pass has not finished"
-	s.ready.Store(&notYet)
-	return s
+// New builds the API.
+func New(cfg Config) *Server {
+	if cfg.Ready == nil {
+		cfg.Ready = func() error { return nil }
+	}
+	return &Server{cfg: cfg}
 }
-
-// SetReady marks the service ready (reason == "") or not, with a reason.
-func (s *Server) SetReady(reason string) { s.ready.Store(&reason) }
 
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/events/s3", s.webhook)
+	if s.cfg.Webhook != nil {
+		mux.Handle("POST /v1/events/s3", s.cfg.Webhook)
+	}
 	mux.HandleFunc("GET /v1/search", s.auth(s.search))
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
 	mux.HandleFunc("GET /v1/objects/{key...}", s.auth(s.object))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gather, promhttp.HandlerOpts{}))
 	return mux
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
-	if s.token == "" {
+	if s.cfg.Token == "" {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
@@ -80,7 +96,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		}
 		k = n
 	}
-	hits, err := s.app.Search(r.Context(), q.Get("q"), k, q.Get("prefix"))
+	hits, err := s.cfg.Backend.Search(r.Context(), q.Get("q"), k, q.Get("prefix"))
 	switch {
 	case errors.Is(err, app.ErrEmptyQuery):
 		writeError(w, http.StatusBadRequest, "q is required")
@@ -92,7 +108,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := s.app.Status(r.Context())
+	st, err := s.cfg.Backend.Status(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -105,39 +121,31 @@ type objectView struct {
 	freshen.ObjectRecord
 	ChunkRefs []freshen.ChunkRef `json:"chunk_refs"`
 	Queued    bool               `json:"queued"`
-	Sequencer string             `json:"sequencer,omitempty"`
+	// Pending is set while index writes for the key may be unfinished.
+	Pending bool `json:"pending_intent,omitempty"`
 }
 
 func (s *Server) object(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	ctx := r.Context()
-	bucket := s.app.Config.Source.Bucket
-	o, err := s.app.Ledger.Object(ctx, bucket, key)
-	if errors.Is(err, freshen.ErrNotFound) {
+	st, queued, err := s.cfg.Backend.State(r.Context(), key)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !st.Known {
 		writeError(w, http.StatusNotFound, "the ledger has no object "+strconv.Quote(key))
 		return
 	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	refs, err := s.app.Ledger.Chunks(ctx, bucket, key)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	v := objectView{ObjectRecord: o, ChunkRefs: refs}
+	v := objectView{ObjectRecord: st.Object, ChunkRefs: st.Chunks, Queued: queued, Pending: st.Pending}
 	if v.ChunkRefs == nil {
 		v.ChunkRefs = []freshen.ChunkRef{}
 	}
-	v.Queued, _ = s.app.Ledger.Queued(ctx, bucket, key)
-	v.Sequencer, _ = s.app.Ledger.Sequencer(ctx, bucket, key)
 	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if reason := *s.ready.Load(); reason != "" {
-		writeError(w, http.StatusServiceUnavailable, reason)
+	if err := s.cfg.Ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "time": time.Now().UTC()})

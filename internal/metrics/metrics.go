@@ -127,3 +127,24 @@ func (m *Metrics) SetBacklog(n int, oldest time.Time) {
 	}
 	m.BacklogOldestAge.Set(time.Since(oldest).Seconds())
 }
+
+// Intake adapts the metrics to intake.Observer.
+func (m *Metrics) Intake() IntakeObserver { return IntakeObserver{m} }
+
+// IntakeObserver feeds the intake's counts into the metrics.
+type IntakeObserver struct{ m *Metrics }
+
+// Received counts event messages read from a transport.
+func (o IntakeObserver) Received(origin string, n int) {
+	o.m.EventsReceived.WithLabelValues(origin).Add(float64(n))
+}
+
+// Malformed counts messages that could not be parsed.
+func (o IntakeObserver) Malformed(origin string, n int) {
+	o.m.EventsMalformed.WithLabelValues(origin).Add(float64(n))
+}
+
+// Ignored counts messages and records dropped on purpose.
+func (o IntakeObserver) Ignored(origin, reason string, n int) {
+	o.m.EventsIgnored.WithLabelValues(origin, reason).Add(float64(n))
+}
