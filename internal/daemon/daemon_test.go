@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/app"
+	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/internal/memsource"
+)
+
+// TestMain fails the package if any goroutine outlives its test: Run
+// must stop every service it started before it returns.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// hashEmbedder makes deterministic 16-d vectors from text.
+type hashEmbedder struct{}
+
+func (hashEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "test/hash", Dim: 16} }
+
+func (hashEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		h := sha256.Sum256([]byte(strings.ToLower(t)))
+		v := make([]float32, 16)
+		for j := range v {
+			v[j] = float32(h[j]) - 127.5
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+type testBundle struct {
+	src    *memsource.Source
+	base   string
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// setup runs the whole service on an in-memory bucket and a fake model.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Source.Bucket = "docs"
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.ReconcileInterval = config.Duration(time.Hour)
+	b := &testBundle{src: memsource.New("docs"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: b.src, Embedder: hashEmbedder{}, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	listening := make(chan string, 1)
+	go func() {
+		b.done <- Run(ctx, a, Options{OnListen: func(u string) { listening <- u }})
+		a.Close()
+	}()
+	select {
+	case b.base = <-listening:
+	case err := <-b.done:
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() { b.stop(t) })
+	return b
+}
+
+func (b *testBundle) stop(t *testing.T) {
+	t.Helper()
+	b.cancel()
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Errorf("Run returned %v after a clean shutdown", err)
+		}
+		b.done <- nil // a second stop returns at once
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context being cancelled")
+	}
+}
+
+func (b *testBundle) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := b.client.Get(b.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunEndToEndAndStopsCleanly: readiness after the first pass, a
+// webhook event searchable, then a shutdown that leaves no goroutine.
+func TestRunEndToEndAndStopsCleanly(t *testing.T) {
+	b := setup(t)
+	b.src.Put("listed.md", "text/markdown", []byte("# Listed\n\nFound by the first reconcile pass about lighthouses.\n"))
+	eventually(t, "readiness", func() bool { code, _ := b.get(t, "/readyz"); return code == 200 })
+
+	b.src.Put("hooked.md", "text/markdown", []byte("# Hooked\n\nAnnounced by a webhook event about harbors.\n"))
+	ev := `{"Records":[{"eventVersion":"2.2","eventSource":"aws:s3","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"docs"},"object":{"key":"hooked.md","size":1}}}]}`
+	resp, err := b.client.Post(b.base+"/v1/events/s3", "application/json", strings.NewReader(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	q := "Announced by a webhook event about harbors."
+	eventually(t, "the webhook's object to be searchable", func() bool {
+		code, body := b.get(t, "/v1/search?q="+strings.ReplaceAll(q, " ", "+")+"&k=1")
+		var hits []app.SearchHit
+		json.Unmarshal([]byte(body), &hits)
+		return code == 200 && len(hits) == 1 && hits[0].Key == "hooked.md"
+	})
+	code, body := b.get(t, "/v1/objects/hooked.md")
+	if code != 200 || !strings.Contains(body, `"state":"indexed"`) {
+		t.Fatalf("object view: %d %s", code, body)
+	}
+	code, body = b.get(t, "/metrics")
+	if code != 200 || !strings.Contains(body, `freshen_events_received_total{origin="webhook"} 1`) {
+		t.Fatalf("metrics lack the webhook event: %d", code)
+	}
+	b.stop(t)
+	if _, err := b.client.Get(b.base + "/healthz"); err == nil {
+		t.Fatal("the API still answers after Run returned")
+	}
+}
+
+// TestListenFailureStopsWhatStarted: a start that fails half-way stops
+// the services it started (goleak checks) and says why.
+func TestListenFailureStopsWhatStarted(t *testing.T) {
+	b := setup(t)
+	cfg := config.Default()
+	cfg.Source.Bucket, cfg.DataDir, cfg.Listen = "docs", t.TempDir(), strings.TrimPrefix(b.base, "http://")
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: memsource.New("docs"), Embedder: hashEmbedder{}, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	err = Run(context.Background(), a, Options{})
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("Run on a busy address: %v", err)
+	}
+}
