@@ -67,7 +67,9 @@ type Change struct {
 	ETag      string     `json:"etag,omitempty"`
 	VersionID string     `json:"version_id,omitempty"`
 	// Sequencer orders events for the same key where the store provides
-	// it (see CompareSequencers); empty otherwise.
+	// it (see CompareSequencers); empty otherwise. freshen does not rely
+	// on it: the worker reads the key's current state, and some stores
+	// (versitygw) restart their sequencers at 1.
 	Sequencer string    `json:"sequencer,omitempty"`
 	Size      int64     `json:"size,omitempty"`
 	EventTime time.Time `json:"event_time"`

@@ -70,3 +70,20 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("bad: code %d, %s", code, errs)
 	}
 }
+
+// TestConfigCheckRefusesWhatAStartRefuses: a configuration the chunker
+// rejects at start is rejected by config check with the chunker's own
+// words, and `status` (a start) fails the same way.
+func TestConfigCheckRefusesWhatAStartRefuses(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "chunk.yaml")
+	os.WriteFile(file, []byte("source: {bucket: docs}\ndata-dir: data\nchunk: {min-tokens: 64, target-tokens: 300, max-tokens: 400}\n"), 0o644)
+	code, out, errs := run(t, "config", "check", "--config", file)
+	if code != 1 || strings.Contains(out, "configuration OK") || !strings.Contains(errs, "max-tokens (400) leaves too little room") {
+		t.Fatalf("config check: code %d\n%s\n%s", code, out, errs)
+	}
+	code, _, startErr := run(t, "status", "--config", file)
+	if code != 1 || !strings.Contains(startErr, "max-tokens (400) leaves too little room") {
+		t.Fatalf("status: code %d, %s", code, startErr)
+	}
+}

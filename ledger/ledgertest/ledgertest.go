@@ -181,6 +181,22 @@ func tPermanentFailureParksAtOnce(t *testing.T, newLedger NewLedger) {
 	if o.State != freshen.StateFailed || o.Reason != "input rejected" || o.Attempts != 1 {
 		t.Fatalf("object = %+v", o)
 	}
+	// A failure that is not an attempt delays the key but never parks it.
+	mustEnqueue(t, l, []freshen.Change{change("busy", b.now)})
+	for i := 0; i < 5; i++ {
+		ls := lease(t, l, "w", 1, time.Minute)
+		if len(ls) != 1 || ls[0].Attempts != 0 {
+			t.Fatalf("round %d: leases %+v", i, ls)
+		}
+		must(t, l.Fail(ctx, ls[0], freshen.Failure{Err: freshen.ErrPreconditionFailed, RetryAt: b.now.Add(time.Second), MaxAttempts: 1, NotAttempt: true}))
+		if again := lease(t, l, "w", 1, time.Minute); len(again) != 0 {
+			t.Fatal("leased before its retry time")
+		}
+		b.now = b.now.Add(2 * time.Second)
+	}
+	if _, err := l.Object(ctx, "b", "busy"); !errors.Is(err, freshen.ErrNotFound) {
+		t.Fatalf("a key that only failed without attempts was parked: %v", err)
+	}
 }
 
 func tReleaseHandsKeysBack(t *testing.T, newLedger NewLedger) {
