@@ -1,11 +1,15 @@
 // Package pipeline is freshen's worker pool: it leases dirty keys from the
 // ledger, reads each key's current state from the source, extracts,
 // chunks, embeds only chunks whose vectors are not cached, writes the
-// index behind a write-ahead intent, and commits to the ledger.
+// index behind a write-ahead intent, and commits to the ledger. Each
+// lease is extended while its key is worked on; failures are handled by
+// their class (freshen.IsPermanent, freshen.RetryAfter,
+// freshen.IsNotAttempt).
 //
 // It must never trust an event's claims about an object (the source is
 // read every time), never write the index without an intent recorded
-// first, and never acknowledge a key before the ledger commit.
+// first under its current lease, never go on working on a key whose lease
+// it lost, and never acknowledge a key before the ledger commit.
 package pipeline
 
 import (

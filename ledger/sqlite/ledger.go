@@ -223,15 +223,26 @@ func (l *Ledger) Extend(ctx context.Context, ls *freshen.Lease, ttl time.Duratio
 	until := l.now().Add(ttl)
 	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`,
 		nanos(until), ls.Bucket, ls.Key, ls.Token)
-	if err != nil {
-		return fmt.Errorf("sqlite: extend %s: %w", ls.Key, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: extend %s: %w", ls.Key, err)
-	} else if n == 0 {
-		return freshen.ErrLeaseLost
+	if err := fenced("extend", ls.Key, res, err); err != nil {
+		return err
 	}
 	ls.Expires = until
+	return nil
+}
+
+// fenced turns the result of an UPDATE guarded by a lease token into
+// ErrLeaseLost when it matched no row.
+func fenced(op, key string, res sql.Result, err error) error {
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %s: %w", op, key, err)
+	}
+	if n == 0 {
+		return freshen.ErrLeaseLost
+	}
 	return nil
 }
 
@@ -580,7 +591,7 @@ func (l *Ledger) KeysWithIntents(ctx context.Context) ([]freshen.Change, error) 
 	return out, rows.Err()
 }
 
-// CachedEmbeddings implements freshen.Ledger.
+// CachedEmbeddings implements freshen.EmbeddingCache.
 func (l *Ledger) CachedEmbeddings(ctx context.Context, model string, hashes []freshen.ChunkHash) (map[freshen.ChunkHash][]float32, error) {
 	out := make(map[freshen.ChunkHash][]float32, len(hashes))
 	const batch = 400 // stays under SQLite's bound-parameter limit
@@ -611,7 +622,7 @@ func (l *Ledger) CachedEmbeddings(ctx context.Context, model string, hashes []fr
 	return out, nil
 }
 
-// CacheEmbeddings implements freshen.Ledger.
+// CacheEmbeddings implements freshen.EmbeddingCache.
 func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[freshen.ChunkHash][]float32, work freshen.Counters) error {
 	if len(vecs) == 0 && work == (freshen.Counters{}) {
 		return nil
@@ -650,13 +661,7 @@ func addCounters(ctx context.Context, tx *sql.Tx, c freshen.Counters) error {
 	return nil
 }
 
-// AddCounters adds work done outside a Complete (such as embeddings made
-// for an object whose processing then failed: the cost was still paid).
-func (l *Ledger) AddCounters(ctx context.Context, c freshen.Counters) error {
-	return l.tx(ctx, func(tx *sql.Tx) error { return addCounters(ctx, tx, c) })
-}
-
-// Counters implements freshen.Ledger.
+// Counters implements freshen.EmbeddingCache.
 func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT name, value FROM counters`)
 	if err != nil {
@@ -684,7 +689,7 @@ func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 	return c, rows.Err()
 }
 
-// Summary implements freshen.Ledger.
+// Summary implements freshen.Catalog.
 func (l *Ledger) Summary(ctx context.Context) (freshen.Summary, error) {
 	var s freshen.Summary
 	rows, err := l.db.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(chunks), 0) FROM objects GROUP BY state`)
@@ -711,7 +716,7 @@ func (l *Ledger) Summary(ctx context.Context) (freshen.Summary, error) {
 	return s, rows.Err()
 }
 
-// ObjectsInState implements freshen.Ledger.
+// ObjectsInState implements freshen.Catalog.
 func (l *Ledger) ObjectsInState(ctx context.Context, state freshen.ObjectState, limit int) ([]freshen.ObjectRecord, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT `+objectCols+` FROM objects WHERE state = ? ORDER BY updated_at, bucket, key LIMIT ?`, string(state), limit)
 	if err != nil {
@@ -731,15 +736,7 @@ func (l *Ledger) Queued(ctx context.Context, bucket, key string) (bool, error) {
 func (l *Ledger) Release(ctx context.Context, ls freshen.Lease) error {
 	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0
 		WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`, ls.Bucket, ls.Key, ls.Token)
-	if err != nil {
-		return fmt.Errorf("sqlite: release %s: %w", ls.Key, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: release %s: %w", ls.Key, err)
-	} else if n == 0 {
-		return freshen.ErrLeaseLost
-	}
-	return nil
+	return fenced("release", ls.Key, res, err)
 }
 
 // ReleaseAll frees every lease at once. It is not part of freshen.Queue:
