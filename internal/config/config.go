@@ -41,8 +41,15 @@ type Config struct {
 	// WebhookToken, if set, is required from event senders (bearer
 	// token, X-Freshen-Token header, or ?token= in the webhook URL).
 	WebhookToken Secret `yaml:"webhook-token"`
-	// APIToken, if set, is required as a bearer token on /v1/ endpoints.
+	// APIToken, if set, is required as a bearer token on /v1/ endpoints
+	// (and /metrics, unless MetricsPublic).
 	APIToken Secret `yaml:"api-token"`
+	// AllowUnauthenticated lets `freshen run` listen beyond loopback
+	// without api-token and webhook-token.
+	AllowUnauthenticated bool `yaml:"allow-unauthenticated"`
+	// MetricsPublic serves /metrics without the api-token.
+	MetricsPublic bool         `yaml:"metrics-public"`
+	Search        SearchConfig `yaml:"search"`
 	// Chunk is the chunker's own configuration (package chunk validates
 	// it); changing it re-chunks (and re-embeds) every object, visibly,
 	// through the chunker version.
@@ -141,9 +148,23 @@ type SourceConfig struct {
 	PathStyle bool       `yaml:"path-style"`
 }
 
+// SearchConfig bounds what one search may cost.
+type SearchConfig struct {
+	// MaxQueryBytes rejects longer queries with 400; queries longer than
+	// the model's window are cut to it.
+	MaxQueryBytes ByteSize `yaml:"max-query-bytes"`
+	// MaxConcurrent searches run at once (0: one per core); others wait
+	// their turn or give up with their request.
+	MaxConcurrent int `yaml:"max-concurrent"`
+}
+
 // LimitsConfig bounds the work one object may cause.
 type LimitsConfig struct {
 	MaxObjectBytes ByteSize `yaml:"max-object-bytes"`
+	// MaxChunksPerObject and MaxTokensPerObject (the chunker's estimate)
+	// skip an object, with the reason, before anything of it is embedded.
+	MaxChunksPerObject int `yaml:"max-chunks-per-object"`
+	MaxTokensPerObject int `yaml:"max-tokens-per-object"`
 	// MaxAttempts is how often a failing object is retried before it is
 	// parked as failed (a dead letter).
 	MaxAttempts int `yaml:"max-attempts"`
@@ -168,7 +189,8 @@ func Default() Config {
 		Workers:           16,
 		Listen:            "127.0.0.1:8080",
 		Chunk:             chunk.Config{}.WithDefaults(),
-		Limits:            LimitsConfig{MaxObjectBytes: 32 << 20, MaxAttempts: 5},
+		Limits:            LimitsConfig{MaxObjectBytes: 32 << 20, MaxAttempts: 5, MaxChunksPerObject: 5000, MaxTokensPerObject: 1_000_000},
+		Search:            SearchConfig{MaxQueryBytes: 4 << 10},
 		MassDelete:        MassDeleteConfig{MaxFraction: 0.5, MinObjects: 100},
 		Retry:             RetryConfig{Backoff: Duration(200 * time.Millisecond), MaxBackoff: Duration(5 * time.Minute), LeaseTTL: Duration(5 * time.Minute)},
 		ShutdownTimeout:   Duration(10 * time.Second),
@@ -295,6 +317,8 @@ func (c Config) Pipeline() pipeline.Config {
 		Bucket:          c.Source.Bucket,
 		Workers:         c.Workers,
 		MaxObjectBytes:  int64(c.Limits.MaxObjectBytes),
+		MaxChunks:       c.Limits.MaxChunksPerObject,
+		MaxTokens:       c.Limits.MaxTokensPerObject,
 		MaxAttempts:     c.Limits.MaxAttempts,
 		LeaseTTL:        time.Duration(c.Retry.LeaseTTL),
 		Backoff:         time.Duration(c.Retry.Backoff),

@@ -46,6 +46,9 @@ type Config struct {
 	Match func(key string) bool
 	// MaxObjectBytes skips larger objects (recorded, not retried).
 	MaxObjectBytes int64
+	// MaxChunks and MaxTokens (the chunker's estimate) skip an object
+	// whose chunks exceed them, before any of it is embedded.
+	MaxChunks, MaxTokens int
 	// MaxAttempts before a failing key is parked as failed.
 	MaxAttempts int
 	// LeaseTTL bounds how long a crashed worker keeps a key; a live
@@ -74,6 +77,8 @@ var Defaults = Config{
 	ShutdownTimeout: 10 * time.Second,
 	EmbedBatch:      32,
 	MaxObjectBytes:  32 << 20,
+	MaxChunks:       5000,
+	MaxTokens:       1_000_000,
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -92,6 +97,8 @@ func (c Config) WithDefaults() Config {
 	set(&c.Workers, d.Workers)
 	set(&c.MaxAttempts, d.MaxAttempts)
 	set(&c.EmbedBatch, d.EmbedBatch)
+	set(&c.MaxChunks, d.MaxChunks)
+	set(&c.MaxTokens, d.MaxTokens)
 	setD(&c.LeaseTTL, d.LeaseTTL)
 	setD(&c.Backoff, d.Backoff)
 	setD(&c.MaxBackoff, d.MaxBackoff)
@@ -115,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxObjectBytes < 1 || c.MaxObjectBytes > 1<<30 {
 		bad("limits.max-object-bytes = %d: want 1 byte to 1GiB (an object is read into memory to be extracted)", c.MaxObjectBytes)
+	}
+	if c.MaxChunks < 1 || c.MaxTokens < 1 {
+		bad("limits: want max-chunks-per-object and max-tokens-per-object of at least 1, got %d and %d", c.MaxChunks, c.MaxTokens)
 	}
 	if c.LeaseTTL < time.Second {
 		bad("retry.lease-ttl = %s: want at least 1s (workers extend their leases every third of it)", c.LeaseTTL)
