@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -31,7 +32,7 @@ func Open(ctx context.Context, path, schema string) (*sql.DB, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -41,6 +42,13 @@ func Open(ctx context.Context, path, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("create schema: %w", err)
 	}
 	return db, nil
+}
+
+// escapePath makes path safe inside a SQLite URI filename, where "?"
+// starts the parameters, "#" a fragment and "%" an escape: a data-dir
+// named "a?b" must not open "a" with a parameter "b".
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // EncodeVector stores a vector as little-endian float32.
