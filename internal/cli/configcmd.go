@@ -27,6 +27,9 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 	if err := app.Check(cfg); err != nil {
 		return err
 	}
+	if err := cfg.Exposure(); err != nil {
+		return fmt.Errorf("freshen run would refuse to start: %w", err)
+	}
 	f, _ := config.NewFilter(cfg.Source)
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

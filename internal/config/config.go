@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"reflect"
@@ -217,6 +219,9 @@ func Load(file string, environ []string) (Config, error) {
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 			return cfg, fmt.Errorf("config: %s: %s", file, explainYAML(err))
 		}
+		if err := wholeNumbers(raw, &cfg); err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", file, err)
+		}
 		if cfg.DataDir != "" && !strings.HasPrefix(cfg.DataDir, "/") {
 			// A relative data-dir is relative to the config file, so
 			// the same file works from any working directory.
@@ -257,8 +262,26 @@ func (c Config) Validate() error {
 	} else if strings.ContainsAny(c.Source.Bucket, "/ ") {
 		add("source.bucket %q: a bucket name has no slashes or spaces; put a key prefix in source.prefix", c.Source.Bucket)
 	}
-	if e := c.Source.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
-		add("source.endpoint %q must start with http:// or https://", e)
+	if e := c.Source.Endpoint; e != "" {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
+			add("source.endpoint %q must start with http:// or https://", e)
+		case u.Host == "" || u.Hostname() == "":
+			add("source.endpoint %q has no host (want e.g. http://127.0.0.1:9000)", e)
+		case u.Port() != "" && !validPort(u.Port(), false):
+			add("source.endpoint %q: port %s is not 1..65535", e, u.Port())
+		}
+	}
+	if r := c.Source.Region; r != "" && !regionRE.MatchString(r) {
+		add("source.region %q: want letters, digits, '-' and '_' only (e.g. us-east-1)", r)
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen %q: want HOST:PORT, e.g. 127.0.0.1:8080 (%v)", c.Listen, err)
+	} else if !validPort(port, true) {
+		add("listen %q: port %q is not 0..65535", c.Listen, port)
+	} else if host != "" && host != "localhost" && net.ParseIP(host) == nil && !hostnameRE.MatchString(host) {
+		add("listen %q: %q is not an IP address or host name", c.Listen, host)
 	}
 	for _, p := range append(append([]string{}, c.Source.Include...), c.Source.Exclude...) {
 		if _, err := compileGlob(p); err != nil {
@@ -307,6 +330,78 @@ func (c Config) Validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %d problem(s):\n  - %s", len(errs), strings.Join(errs, "\n  - "))
+	}
+	return nil
+}
+
+var (
+	regionRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+)
+
+func validPort(p string, zeroOK bool) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n <= 65535 && (n > 0 || (zeroOK && n == 0))
+}
+
+// Exposure reports why `freshen run` must not start as configured: an
+// address beyond loopback without api-token and webhook-token would serve
+// search, status and the webhook to the network unauthenticated.
+func (c Config) Exposure() error {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil || c.AllowUnauthenticated || (c.APIToken != "" && c.WebhookToken != "") {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	var missing []string
+	if c.APIToken == "" {
+		missing = append(missing, "api-token")
+	}
+	if c.WebhookToken == "" {
+		missing = append(missing, "webhook-token")
+	}
+	where := host
+	if where == "" || where == "0.0.0.0" || where == "::" {
+		where = "every interface"
+	}
+	return fmt.Errorf("config: listen %q serves %s without %s: anyone who can reach it could search, read status and "+
+		"queue events. Set %s, or listen on 127.0.0.1, or set allow-unauthenticated: true if something in front "+
+		"authenticates for freshen", c.Listen, where, strings.Join(missing, " and "), strings.Join(missing, " and "))
+}
+
+// wholeNumbers rejects a fraction where a setting is a whole number:
+// YAML decoding would silently truncate `workers: 2.5` to 2.
+func wholeNumbers(raw []byte, cfg *Config) error {
+	var tree map[string]any
+	if err := yaml.Unmarshal(raw, &tree); err != nil || tree == nil {
+		return nil // the typed decode already reported real syntax errors
+	}
+	var errs []string
+	walk(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) {
+		if v.Kind() != reflect.Int {
+			return
+		}
+		var node any = tree
+		for _, part := range strings.Split(key, ".") {
+			m, ok := node.(map[string]any)
+			if !ok {
+				return
+			}
+			if node, ok = m[part]; !ok {
+				return
+			}
+		}
+		if f, ok := node.(float64); ok {
+			errs = append(errs, fmt.Sprintf("%s = %v: want a whole number", key, f))
+		}
+	})
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }

@@ -69,6 +69,14 @@ func TestMistakesAreExplained(t *testing.T) {
 		{"source: {bucket: x}\nfeeds: [webhook, sqs]\n", "", `feeds[1] = "sqs"`},
 		{"source: {bucket: x}\nwebhook: {sns-hosts: ['*.com']}\n", "", "sns"},
 		{"source: {bucket: x}\n", "FRESHEN_FEEDS=", "feeds is empty"},
+		// What `run` used to reject late, or change silently.
+		{"source: {bucket: x}\nlisten: not-an-addr\n", "", `listen "not-an-addr": want HOST:PORT`},
+		{"source: {bucket: x}\nlisten: 127.0.0.1:99999\n", "", `port "99999" is not 0..65535`},
+		{"source: {bucket: x}\nworkers: 2.5\n", "", "workers = 2.5: want a whole number"},
+		{"source: {bucket: x}\nchunk: {max-tokens: 400.5}\n", "", "chunk.max-tokens = 400.5"},
+		{"source: {bucket: x, endpoint: 'http://'}\n", "", "has no host"},
+		{"source: {bucket: x, endpoint: 'http://h:0'}\n", "", "port 0 is not 1..65535"},
+		{"source: {bucket: x, region: 'us east 1'}\n", "", "source.region"},
 		{"source: {bucket: x}\nreconcile-interval: soon\n", "", "is not a duration"},
 		{"source: {bucket: x}\nlimits: {max-object-bytes: lots}\n", "", "is not a size"},
 		{"source: {bucket: 'a/b'}\n", "", "put a key prefix in source.prefix"},
@@ -124,5 +132,32 @@ func TestSecretsNeverPrint(t *testing.T) {
 	out, _ := yaml.Marshal(cfg)
 	if strings.Contains(string(out), "hunter2") {
 		t.Fatalf("secret in YAML: %s", out)
+	}
+}
+
+// TestExposure: `run` refuses an address beyond loopback without both
+// tokens, unless told that something else authenticates.
+func TestExposure(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want string // "" for no error
+	}{
+		{"listen: 127.0.0.1:8080\n", ""},
+		{"listen: localhost:8080\n", ""},
+		{"listen: '[::1]:8080'\n", ""},
+		{"listen: 0.0.0.0:8080\n", "without api-token and webhook-token"},
+		{"listen: ':8080'\n", "every interface"},
+		{"listen: 10.1.2.3:8080\napi-token: a\n", "without webhook-token"},
+		{"listen: 0.0.0.0:8080\napi-token: a\nwebhook-token: b\n", ""},
+		{"listen: 0.0.0.0:8080\nallow-unauthenticated: true\n", ""},
+	} {
+		cfg, err := Load(write(t, "source: {bucket: x}\n"+c.yaml), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		err = cfg.Exposure()
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q: Exposure() = %v, want %q", c.yaml, err, c.want)
+		}
 	}
 }

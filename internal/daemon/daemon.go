@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/freshen-io/freshen"
@@ -52,6 +53,9 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	cfg := a.Config
 	if o.Listen != "" {
 		cfg.Listen = o.Listen
+	}
+	if err := cfg.Exposure(); err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -94,7 +98,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		svcs = append(svcs, &feedService{feed: f, sink: sink, log: log})
 	}
 	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken), Ready: ready})
-	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout)}
+	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
 	backlog := &backlogService{q: a.Ledger, m: m}
 	// Start order: workers first, so that nothing accepted waits; then
 	// what feeds them. Stop runs the other way round.
@@ -160,12 +164,27 @@ func (s *feedService) Start(ctx context.Context) error {
 	return nil
 }
 
+// httpLimits bound what clients can hold: a slow sender cannot keep a
+// connection (or a file descriptor) forever, and many cannot exhaust them.
+type httpLimits struct {
+	// ReadHeader and Read bound reading a request (webhook bodies are at
+	// most 256 KiB); Write bounds a response (search queues behind
+	// search.max-concurrent); Idle bounds a kept-alive connection.
+	ReadHeader, Read, Write, Idle time.Duration
+	// MaxConns caps open connections; more wait in the kernel's backlog.
+	MaxConns int
+}
+
+var defaultHTTPLimits = httpLimits{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 2 * time.Minute,
+	Idle: 2 * time.Minute, MaxConns: 512}
+
 // httpService serves the API.
 type httpService struct {
 	service.Base
 	addr    string
 	handler http.Handler
 	timeout time.Duration
+	limits  httpLimits
 	srv     *http.Server
 	ln      net.Listener
 	failed  chan error
@@ -181,7 +200,9 @@ func (s *httpService) Start(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	s.ln, s.failed = ln, make(chan error, 1)
-	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	ln = netutil.LimitListener(ln, s.limits.MaxConns)
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: s.limits.ReadHeader, ReadTimeout: s.limits.Read,
+		WriteTimeout: s.limits.Write, IdleTimeout: s.limits.Idle}
 	s.Go(func() {
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- err

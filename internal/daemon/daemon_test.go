@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -166,4 +168,84 @@ func TestListenFailureStopsWhatStarted(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("Run on a busy address: %v", err)
 	}
+}
+
+// TestRefusesExposureWithoutTokens: listening beyond loopback without
+// both tokens is refused before anything starts.
+func TestRefusesExposureWithoutTokens(t *testing.T) {
+	cfg := config.Default()
+	cfg.Source.Bucket, cfg.DataDir, cfg.Listen = "docs", t.TempDir(), "0.0.0.0:0"
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: memsource.New("docs"), Embedder: hashEmbedder{}, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	err = Run(context.Background(), a, Options{})
+	if err == nil || !strings.Contains(err.Error(), "without api-token and webhook-token") {
+		t.Fatalf("Run on 0.0.0.0 without tokens: %v", err)
+	}
+}
+
+// startHTTP serves a handler that reads whole bodies, with limits.
+func startHTTP(t *testing.T, limits httpLimits) *httpService {
+	t.Helper()
+	s := &httpService{addr: "127.0.0.1:0", timeout: time.Second, limits: limits,
+		handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body); w.Write([]byte("ok")) })}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// TestSlowBodyIsTimedOut: a sender that trickles its body loses the
+// connection instead of holding it (and a file descriptor) forever.
+func TestSlowBodyIsTimedOut(t *testing.T) {
+	s := startHTTP(t, httpLimits{ReadHeader: time.Second, Read: 300 * time.Millisecond, Write: time.Second, Idle: time.Second, MaxConns: 8})
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/events/s3 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the server kept a slow body's connection open for 10s")
+			}
+			return // closed by the server: good
+		}
+	}
+}
+
+// TestConnectionCap: connections over the cap wait until one closes.
+func TestConnectionCap(t *testing.T) {
+	s := startHTTP(t, httpLimits{ReadHeader: 10 * time.Second, Read: 10 * time.Second, Write: 10 * time.Second, Idle: 10 * time.Second, MaxConns: 2})
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 64)); err == nil {
+		t.Fatal("a third connection was served while two were held and the cap is 2")
+	}
+	held[0].Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if !strings.Contains(string(b), "200 OK") {
+		t.Fatalf("after a slot freed: %q, %v", b, err)
+	}
+	held[1].Close()
 }
