@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // More sentinel errors, wrapped with %w by implementations.
@@ -274,4 +277,38 @@ func CompareSequencers(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// maxLogKey bounds how much of a key goes into a log line or an error.
+const maxLogKey = 200
+
+// KeyForLog returns key as logs and error messages should show it: keys
+// can be 1,024 bytes (and a hostile event's far longer), so long ones are
+// cut, with their length said.
+func KeyForLog(key string) string {
+	if len(key) <= maxLogKey {
+		return key
+	}
+	cut := maxLogKey
+	for cut > 0 && !utf8.RuneStart(key[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", key[:cut], len(key))
+}
+
+// ValidKey reports why key cannot name an S3 object, or nil: S3 keys are
+// 1 to 1,024 bytes of UTF-8, and freshen refuses NUL bytes, which no
+// store accepts and which break logs and databases.
+func ValidKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("empty key")
+	case len(key) > 1024:
+		return fmt.Errorf("key of %d bytes: S3 keys are at most 1,024", len(key))
+	case !utf8.ValidString(key):
+		return errors.New("key is not valid UTF-8")
+	case strings.IndexByte(key, 0) >= 0:
+		return errors.New("key holds a NUL byte")
+	}
+	return nil
 }

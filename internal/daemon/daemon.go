@@ -68,7 +68,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		}
 		// Failures are logged by the pipeline itself.
 		if r.Err == nil {
-			log.Debug("object processed", "key", r.Key, "outcome", r.Outcome, "chunks", r.Chunks,
+			log.Debug("object processed", "key", freshen.KeyForLog(r.Key), "outcome", r.Outcome, "chunks", r.Chunks,
 				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
 		}
 	})

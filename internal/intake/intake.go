@@ -10,6 +10,7 @@ package intake
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/freshen-io/freshen"
 )
@@ -54,11 +55,25 @@ func New(cfg Config, q freshen.Queue, obs Observer, wake func()) *Sink {
 	return &Sink{cfg: cfg, q: q, obs: obs, wake: wake}
 }
 
-// Put implements freshen.Sink.
+// MaxClockSkew is how far a sender's event time may lie from the time
+// the event arrives before the arrival time replaces it: queue order and
+// the freshness lag must not trust a sender's clock blindly (an event
+// dated 2024 would jump ahead of every real change).
+const MaxClockSkew = time.Minute
+
+// Put implements freshen.Sink. Changes for keys that cannot name an S3
+// object (empty, over 1,024 bytes, invalid UTF-8, NUL bytes) are counted
+// as malformed and dropped.
 func (s *Sink) Put(ctx context.Context, origin string, changes []freshen.Change) error {
+	now := time.Now()
 	keep := make([]freshen.Change, 0, len(changes))
 	for _, c := range changes {
+		if t := c.EventTime; t.IsZero() || t.After(now) || t.Before(now.Add(-MaxClockSkew)) {
+			c.EventTime = now
+		}
 		switch {
+		case freshen.ValidKey(c.Key) != nil:
+			s.obs.Malformed(origin, 1)
 		case c.Bucket != s.cfg.Bucket:
 			s.obs.Ignored(origin, "bucket", 1)
 		case s.cfg.Match != nil && !s.cfg.Match(c.Key):

@@ -98,7 +98,9 @@ func (m *Metrics) ObserveResult(r pipeline.Result) {
 	if r.EmbedTime > 0 {
 		m.EmbedSeconds.Observe(r.EmbedTime.Seconds())
 	}
-	if r.Err == nil && !r.FirstSeen.IsZero() {
+	// A key that does not exist (a junk event, a create-then-delete)
+	// made nothing fresher: it is not a freshness observation.
+	if r.Err == nil && !r.FirstSeen.IsZero() && r.Outcome != pipeline.OutcomeAbsent {
 		m.FreshnessLag.Observe(time.Since(r.FirstSeen).Seconds())
 	}
 }

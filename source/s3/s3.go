@@ -129,7 +129,13 @@ func (s *Source) List(ctx context.Context, prefix, startAfter string, fn func(fr
 func (s *Source) Stat(ctx context.Context, key string) (freshen.ObjectInfo, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
-		return freshen.ObjectInfo{}, fmt.Errorf("s3: head %s: %w", key, translate(err))
+		err = translate(err)
+		if status(err) == http.StatusBadRequest && s.unlisted(ctx, key) {
+			// The store refuses the key itself (too long, climbing out of
+			// the bucket): no such object can exist.
+			err = fmt.Errorf("%w: the store rejects the key and does not list it: %v", freshen.ErrNotFound, err)
+		}
+		return freshen.ObjectInfo{}, fmt.Errorf("s3: head %s: %w", freshen.KeyForLog(key), err)
 	}
 	if aws.ToBool(out.DeleteMarker) {
 		return freshen.ObjectInfo{}, fmt.Errorf("s3: head %s: delete marker: %w", key, freshen.ErrNotFound)
@@ -193,6 +199,37 @@ func versionID(v *string) string {
 func trimETag(s string) string { return strings.Trim(s, `"`) }
 
 // translate maps SDK errors onto freshen's sentinels.
+// unlisted reports whether a listing of the key's own prefix succeeds
+// without it. A HEAD's 400 has no body to say why; the listing tells "the
+// key is invalid here" from "the request is wrong" (which fails the
+// listing too, and must stay an error rather than delete anything).
+func (s *Source) unlisted(ctx context.Context, key string) bool {
+	prefix := key
+	if len(prefix) > 1024 {
+		prefix = prefix[:1024]
+	}
+	out, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1)})
+	if err != nil {
+		return status(translate(err)) == http.StatusBadRequest && s.listable(ctx)
+	}
+	return len(out.Contents) == 0 || aws.ToString(out.Contents[0].Key) != key
+}
+
+// listable reports whether the bucket can be listed at all.
+func (s *Source) listable(ctx context.Context) bool {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), MaxKeys: aws.Int32(1)})
+	return err == nil
+}
+
+// status is the HTTP status of an SDK error, or 0.
+func status(err error) int {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
 func translate(err error) error {
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
