@@ -71,6 +71,9 @@ type Lease struct {
 	FirstSeen time.Time
 	Attempts  int
 	Origin    string
+	// Vanished is set when every change queued for the key was a
+	// ChangeVanished (FirstSeen is then the listing's start).
+	Vanished bool
 }
 
 // LeaseParams asks for leases.
@@ -153,8 +156,10 @@ type KeyState struct {
 //
 // Contract:
 //   - Enqueue coalesces: a key appears in the queue at most once, keeping
-//     the earliest unprocessed change time. It returns how many of the
-//     changes' keys were not queued yet. It is durable on return.
+//     the earliest unprocessed change time; the entry is Vanished only
+//     while every change merged into it is a ChangeVanished. It returns
+//     how many of the changes' keys were not queued yet. It is durable on
+//     return.
 //   - Lease hands each key to one caller at a time, with a new fencing
 //     token, until the lease expires; it never returns a key whose retry
 //     time has not come.

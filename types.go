@@ -49,6 +49,13 @@ const (
 	ChangeUnknown ChangeKind = iota
 	ChangeUpsert
 	ChangeDelete
+	// ChangeVanished is the reconciler's verdict: the listing that began
+	// at EventTime did not have the key. The listing is authoritative for
+	// existence: unless another change to the key arrives, or the key is
+	// committed after EventTime, the worker removes it without asking
+	// the store (whose HEAD may answer for a spelling it normalises, such
+	// as "a//b.md" for "a/b.md").
+	ChangeVanished
 )
 
 func (k ChangeKind) String() string {
@@ -57,6 +64,8 @@ func (k ChangeKind) String() string {
 		return "upsert"
 	case ChangeDelete:
 		return "delete"
+	case ChangeVanished:
+		return "vanished"
 	}
 	return "unknown"
 }

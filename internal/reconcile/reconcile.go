@@ -288,7 +288,7 @@ func (r *Reconciler) queueSpilled(ctx context.Context, name string, now time.Tim
 			}
 			return found, err
 		}
-		batch = append(batch, freshen.Change{Bucket: r.cfg.Bucket, Key: key, Kind: freshen.ChangeDelete, EventTime: now, Origin: "reconcile"})
+		batch = append(batch, freshen.Change{Bucket: r.cfg.Bucket, Key: key, Kind: freshen.ChangeVanished, EventTime: now, Origin: "reconcile"})
 		if len(batch) >= enqueueBatch {
 			n, err := r.in.Add(ctx, "reconcile", batch)
 			found += n

@@ -25,6 +25,7 @@ type NewLedger func(t *testing.T, now func() time.Time) freshen.Ledger
 func Run(t *testing.T, newLedger NewLedger) {
 	t.Run("Queue", func(t *testing.T) {
 		t.Run("Coalesces", func(t *testing.T) { tQueueCoalesces(t, newLedger) })
+		t.Run("VanishedOnlyWhileEveryChangeIs", func(t *testing.T) { tVanishedOnlyWhileEveryChangeIs(t, newLedger) })
 		t.Run("ChangeDuringProcessingStaysQueued", func(t *testing.T) { tChangeDuringProcessingStaysQueued(t, newLedger) })
 		t.Run("FailBacksOffThenParks", func(t *testing.T) { tFailBacksOffThenParks(t, newLedger) })
 		t.Run("PermanentFailureParksAtOnce", func(t *testing.T) { tPermanentFailureParksAtOnce(t, newLedger) })
@@ -104,6 +105,25 @@ func tQueueCoalesces(t *testing.T, newLedger NewLedger) {
 	// The first owner lost its lease.
 	if err := l.Complete(ctx, leases[0], freshen.Commit{Gone: true}); !errors.Is(err, freshen.ErrLeaseLost) {
 		t.Fatalf("Complete with a lost lease: %v", err)
+	}
+}
+
+func tVanishedOnlyWhileEveryChangeIs(t *testing.T, newLedger NewLedger) {
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	gone := func(key string) freshen.Change {
+		c := change(key, b.now.Add(-time.Minute))
+		c.Kind = freshen.ChangeVanished
+		return c
+	}
+	mustEnqueue(t, l, []freshen.Change{gone("listing-only"), gone("then-event"), change("event-then", b.now)})
+	mustEnqueue(t, l, []freshen.Change{change("then-event", b.now), gone("event-then"), gone("listing-only")})
+	got := map[string]bool{}
+	for _, x := range lease(t, l, "w", 10, time.Minute) {
+		got[x.Key] = x.Vanished
+	}
+	if !got["listing-only"] || got["then-event"] || got["event-then"] || len(got) != 3 {
+		t.Fatalf("Vanished by key = %v; want only listing-only", got)
 	}
 }
 

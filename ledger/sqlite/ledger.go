@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS queue (
 	lease_owner TEXT NOT NULL DEFAULT '', lease_until INTEGER NOT NULL DEFAULT 0,
 	origin TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
 	lease_token INTEGER NOT NULL DEFAULT 0,
+	vanished INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (not_before, first_seen);
@@ -63,13 +64,16 @@ DROP TABLE IF EXISTS sequencers;
 
 // migrate brings a ledger written by an earlier version up to schema.
 func migrate(ctx context.Context, db *sql.DB) error {
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('queue') WHERE name = 'lease_token'`).Scan(&n); err != nil {
-		return err
-	}
-	if n == 0 {
-		_, err := db.ExecContext(ctx, `ALTER TABLE queue ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0`)
-		return err
+	for _, col := range []string{"lease_token", "vanished"} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('queue') WHERE name = ?`, col).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE queue ADD COLUMN `+col+` INTEGER NOT NULL DEFAULT 0`); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -129,12 +133,13 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 	added := 0
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		up, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin)
-			VALUES (?, ?, ?, 1, ?)
+		up, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin, vanished)
+			VALUES (?, ?, ?, 1, ?, ?)
 			ON CONFLICT (bucket, key) DO UPDATE SET
 				first_seen = min(first_seen, excluded.first_seen),
 				generation = generation + 1,
-				not_before = min(not_before, ?)
+				not_before = min(not_before, ?),
+				vanished = vanished AND excluded.vanished
 			RETURNING generation`)
 		if err != nil {
 			return err
@@ -146,7 +151,7 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 				t = now
 			}
 			var gen int64
-			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, nanos(now)).Scan(&gen); err != nil {
+			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, nanos(now)).Scan(&gen); err != nil {
 				return fmt.Errorf("sqlite: enqueue %s: %w", c.Key, err)
 			}
 			if gen == 1 {
@@ -166,7 +171,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 	var out []freshen.Lease
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin FROM queue
+		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin, vanished FROM queue
 			WHERE not_before <= ? AND lease_until <= ? ORDER BY first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), p.Max)
 		if err != nil {
 			return err
@@ -174,7 +179,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 		for rows.Next() {
 			var ls freshen.Lease
 			var first int64
-			if err := rows.Scan(&ls.Bucket, &ls.Key, &ls.Generation, &first, &ls.Attempts, &ls.Origin); err != nil {
+			if err := rows.Scan(&ls.Bucket, &ls.Key, &ls.Generation, &first, &ls.Attempts, &ls.Origin, &ls.Vanished); err != nil {
 				rows.Close()
 				return err
 			}
