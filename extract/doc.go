@@ -8,7 +8,8 @@
 // object's Content-Type first, then the key's extension, then sniffing the
 // first bytes. Binary and unknown content is refused with an error wrapping
 // freshen.ErrUnsupported whose text says why, so that `freshen status` can
-// show it.
+// show it; so is JSON, JSON Lines or Markdown nested more than 64 levels
+// deep, which no one writes by hand (see maxDepth).
 //
 // What the package must never do:
 //   - touch the network or the file system: it reads only the io.Reader it
@@ -17,6 +18,8 @@
 //     fails with freshen.ErrTooLarge beyond the limit;
 //   - panic on any input, however malformed: bad input is repaired (and the
 //     repair recorded in Document.Notes) or refused with an error;
+//   - recurse as deep as its input nests: trees are walked with explicit
+//     stacks, or their depth is bounded first;
 //   - return invalid UTF-8 or NUL bytes in a block, a title or a note.
 //
 // Block texts are deterministic functions of the object's bytes and its

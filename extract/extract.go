@@ -26,6 +26,22 @@ const maxMaxBytes int64 = 1 << 30
 // sniffLen is how much of the object Detect looks at for binary content.
 const sniffLen = 8 << 10
 
+// maxDepth bounds the nesting of arrays and objects in JSON and JSON Lines,
+// and of quotes and list items in Markdown; deeper structure is refused
+// with an error wrapping freshen.ErrUnsupported that names the depth. No
+// document a person reads nests this deep (APIs, configurations and GeoJSON
+// stay within about ten levels, Markdown within six), and at 64 levels a
+// flattened JSON path is cut to its tail (maxPathLen) unless every key is a
+// single letter, so deeper levels could not be told apart anyway; what does
+// nest deeper is generated or hostile (100,000 brackets, which
+// encoding/json refuses past 10,000 levels, were indexed as plain text: as
+// hundreds of chunks of brackets). It also bounds every recursion over a
+// parsed value (decoding, flattening, compact JSON). HTML has no
+// such limit: real pages nest divs by the dozen, and the HTML parser bounds
+// its tree at 512 open elements; beyond, the text is read with the
+// tokenizer alone (see extractHTML).
+const maxDepth = 64
+
 // errInternal marks a parser that panicked. It is wrapped together with
 // freshen.ErrUnsupported so the object is skipped with a reason instead of
 // retried forever; tests use it to tell such a bug from a refusal.
@@ -81,8 +97,9 @@ func New(cfg Config) *Extractor {
 // Errors:
 //   - freshen.ErrTooLarge when obj.Size or the bytes read exceed MaxBytes
 //     (checked before reading when obj.Size says so);
-//   - freshen.ErrUnsupported for binary or unknown content, with the reason
-//     in the message; retrying does not help;
+//   - freshen.ErrUnsupported for binary or unknown content, and for JSON,
+//     JSON Lines or Markdown nested more than 64 levels deep, with the
+//     reason in the message; retrying does not help;
 //   - the reader's error, wrapped, when reading fails; whether a retry helps
 //     depends on the reader;
 //   - ctx.Err() when ctx is done before parsing starts.
@@ -168,17 +185,20 @@ func (e *Extractor) extractBytes(data []byte, obj freshen.ObjectInfo) (doc *fres
 	var blocks []freshen.Block
 	switch format {
 	case FormatMarkdown:
-		blocks, doc.Title = extractMarkdown(e.md, text, &nt)
+		blocks, doc.Title, err = extractMarkdown(e.md, text, &nt)
 	case FormatHTML:
 		blocks, doc.Title = extractHTML(text, &nt)
 	case FormatJSON:
-		blocks = extractJSON(text, &nt)
+		blocks, err = extractJSON(text, &nt)
 	case FormatJSONL:
-		blocks = extractJSONL(text, &nt)
+		blocks, err = extractJSONL(text, &nt)
 	case FormatCSV:
 		blocks = extractCSV(text, &nt)
 	default:
 		blocks = extractText(text)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("extract: parse %s %q: %w", format, obj.Key, err)
 	}
 	doc.Blocks = cleanBlocks(blocks, &nt)
 	doc.Title = cleanLine(doc.Title, &nt)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/freshen-io/freshen"
@@ -40,6 +42,25 @@ func FuzzExtract(f *testing.F) {
 	}
 	for i, s := range seeds {
 		f.Add([]byte(s), uint8(i))
+	}
+	// Nesting over the limits (maxDepth, the HTML parser's 512 open
+	// elements), each labelled as the format it attacks; small, to keep
+	// the seed corpus small.
+	deep := []struct{ key, in string }{
+		{"a.json", jsonArrays(100)},
+		{"a.json", jsonObjects(100)},
+		{"a.json", `[{"a":1},` + strings.Repeat("[", 100)},
+		{"a.jsonl", "{\"a\":1}\n" + jsonObjects(100) + "\n"},
+		{"a.md", strings.Repeat("> ", 100) + "x"},
+		{"a.md", strings.Repeat("> - ", 40) + "x"},
+		{"a.md", nestedList(100)},
+		{"a.html", strings.Repeat("<div>", 600) + "x"},
+		{"a.html", strings.Repeat("<b><div></b>", 600) + "x"},
+		{"a.md", "<div>\n" + strings.Repeat("<div>", 600) + "x\n"},
+	}
+	for _, d := range deep {
+		sel := slices.IndexFunc(fuzzObjects, func(o freshen.ObjectInfo) bool { return o.Key == d.key })
+		f.Add([]byte(d.in), uint8(sel))
 	}
 	e := New(Config{MaxBytes: 1 << 20})
 	f.Fuzz(func(t *testing.T, data []byte, sel uint8) {

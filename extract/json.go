@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -37,6 +38,10 @@ import (
 // (thousands of deep leaves) could grow many times over; past a budget
 // proportional to the input, records are rendered as compact JSON with
 // sorted keys instead, and a note says so.
+//
+// A document (or a JSON Lines line) nested more than maxDepth levels deep,
+// counting the top-level array, is refused whole, whether or not it parses:
+// it is checked before decoding, in one pass without recursion.
 
 // maxPathLen bounds the key path shown before a value.
 const maxPathLen = 128
@@ -44,14 +49,18 @@ const maxPathLen = 128
 // extractJSON returns one record per element of a top-level array, or one
 // record for any other top-level value. A stream of several top-level
 // values (concatenated JSON) yields each in turn. JSON that does not parse
-// is indexed as plain text, with a note.
-func extractJSON(s string, nt *notes) []freshen.Block {
+// is indexed as plain text, with a note. It fails with an error wrapping
+// freshen.ErrUnsupported if s nests deeper than maxDepth.
+func extractJSON(s string, nt *notes) ([]freshen.Block, error) {
+	if d := jsonDepth(s); d > maxDepth {
+		return nil, tooDeep("arrays and objects", d)
+	}
 	rr := newRecordRenderer(len(s), nt)
 	var blocks []freshen.Block
 	record := func(v any) {
 		blocks = add(blocks, freshen.BlockRecord, 0, rr.render(v))
 	}
-	malformed := func(dec *json.Decoder, err error) []freshen.Block {
+	malformed := func(dec *json.Decoder, err error) ([]freshen.Block, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
@@ -60,7 +69,7 @@ func extractJSON(s string, nt *notes) []freshen.Block {
 			off = se.Offset
 		}
 		nt.add("json: malformed at byte %d: %v; indexed as plain text", off, err)
-		return extractText(s)
+		return extractText(s), nil
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
@@ -85,7 +94,7 @@ func extractJSON(s string, nt *notes) []freshen.Block {
 		var v any
 		err := dec.Decode(&v)
 		if errors.Is(err, io.EOF) {
-			return blocks
+			return blocks, nil
 		}
 		if err != nil {
 			return malformed(dec, err)
@@ -99,8 +108,10 @@ const maxLineNotes = 5
 
 // extractJSONL returns one record per non-empty line. A line that is not
 // exactly one JSON value is skipped with a note; if no line parses at all,
-// the object is indexed as plain text instead.
-func extractJSONL(s string, nt *notes) []freshen.Block {
+// the object is indexed as plain text instead. A line nested deeper than
+// maxDepth fails the whole object, as it would a JSON array of records,
+// with an error wrapping freshen.ErrUnsupported.
+func extractJSONL(s string, nt *notes) ([]freshen.Block, error) {
 	rr := newRecordRenderer(len(s), nt)
 	var blocks []freshen.Block
 	good, bad := 0, 0
@@ -110,6 +121,9 @@ func extractJSONL(s string, nt *notes) []freshen.Block {
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
+		}
+		if d := jsonDepth(line); d > maxDepth {
+			return nil, tooDeep(fmt.Sprintf("line %d: arrays and objects", n), d)
 		}
 		v, err := decodeLine(line)
 		if err != nil {
@@ -124,12 +138,41 @@ func extractJSONL(s string, nt *notes) []freshen.Block {
 	}
 	if good == 0 && bad > 0 {
 		nt.add("jsonl: no line parses as JSON; indexed as plain text")
-		return extractText(s)
+		return extractText(s), nil
 	}
 	if bad > maxLineNotes {
 		nt.add("jsonl: %d malformed lines skipped in all", bad)
 	}
-	return blocks
+	return blocks, nil
+}
+
+// jsonDepth returns how deep arrays and objects nest in s, brackets inside
+// strings aside. It does not validate, so that malformed JSON (which would
+// otherwise be indexed as text) is measured too; an unterminated string
+// hides the rest of s.
+func jsonDepth(s string) int {
+	depth, most := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+		case '[', '{':
+			depth++
+			most = max(most, depth)
+		case ']', '}':
+			depth = max(depth-1, 0)
+		}
+	}
+	return most
+}
+
+// tooDeep is the refusal of structure (what) nested depth levels deep.
+func tooDeep(what string, depth int) error {
+	return fmt.Errorf("%w: %s nested %d levels deep, over the limit of %d", freshen.ErrUnsupported, what, depth, maxDepth)
 }
 
 func decodeLine(line string) (any, error) {

@@ -30,7 +30,8 @@ import (
 //     maxInlineAttempts inline constructs; later markup stays literal text;
 //   - a paragraph of more than maxRefLines lines that starts like a link
 //     reference definition is kept as raw text instead of being parsed;
-//   - nesting deeper than maxMarkdownDepth is caught before parsing (see
+//   - nesting deeper than maxMarkdownDepth is caught before parsing and
+//     indexed as plain text, deeper than maxDepth refused (see
 //     extractMarkdown).
 func newMarkdown() goldmark.Markdown {
 	inline := append(parser.DefaultInlineParsers(),
@@ -57,9 +58,11 @@ const (
 	// maxRefLines bounds the paragraph that goldmark's link reference
 	// transformer sees; its cost is quadratic in lines.
 	maxRefLines = 1000
-	// maxMarkdownDepth bounds block nesting (quotes and list items); the
-	// cost of every line grows with the square of its depth. Real documents
-	// rarely nest more than six levels.
+	// maxMarkdownDepth bounds block nesting (quotes and list items) that
+	// goldmark parses; the cost of every line grows with the square of its
+	// depth. Real documents rarely nest more than six levels; a deeper one
+	// (a long thread of quoted mail) is indexed as plain text, up to
+	// maxDepth, beyond which it is refused.
 	maxMarkdownDepth = 16
 )
 
@@ -245,7 +248,9 @@ func listMarkerLen(s string) int {
 }
 
 // extractMarkdown parses s as Markdown and returns its blocks and the title
-// from its front matter, if any.
+// from its front matter, if any. Blocks nested more than maxMarkdownDepth
+// deep are indexed as plain text, with a note; more than maxDepth, the
+// document is refused with an error wrapping freshen.ErrUnsupported.
 //
 // Rules: headings keep their level; a list item is one block holding the
 // paragraphs that start it, and whatever follows inside the item (nested
@@ -254,17 +259,20 @@ func listMarkerLen(s string) int {
 // header included, is a row of cells joined with " | "; raw HTML blocks are
 // reduced to their visible text by the HTML rules; images, link targets and
 // thematic breaks contribute nothing.
-func extractMarkdown(md goldmark.Markdown, s string, nt *notes) ([]freshen.Block, string) {
+func extractMarkdown(md goldmark.Markdown, s string, nt *notes) ([]freshen.Block, string, error) {
 	title, body := frontMatter(s)
-	if d := markdownDepth(body, maxMarkdownDepth); d > maxMarkdownDepth {
+	if d := markdownDepth(body, maxDepth); d > maxDepth {
+		// Measured again, to the end, only to name the depth.
+		return nil, "", tooDeep("quotes and list items", markdownDepth(body, len(body)))
+	} else if d > maxMarkdownDepth {
 		nt.add("markdown: blocks nested more than %d deep; indexed as plain text", maxMarkdownDepth)
-		return extractText(body), title
+		return extractText(body), title, nil
 	}
 	src := []byte(body)
 	root := md.Parser().Parse(text.NewReader(src))
 	w := mdWalker{src: src, nt: nt}
 	w.block(root, freshen.BlockParagraph)
-	return w.blocks, title
+	return w.blocks, title, nil
 }
 
 type mdWalker struct {

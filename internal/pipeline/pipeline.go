@@ -23,6 +23,8 @@ import (
 	"maps"
 	mrand "math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -683,6 +685,21 @@ func (p *Pipeline) read(ctx context.Context, obj freshen.ObjectInfo) (target, st
 	if err != nil {
 		return target{}, "", fmt.Errorf("chunk: %w", err)
 	}
+	// The limits bound what one object can cost the embedder (a list of
+	// a million short items, a line without spaces): an object over them
+	// is skipped whole, before any of it is embedded, not indexed in part.
+	if len(chunks) > p.cfg.MaxChunks {
+		return target{}, fmt.Sprintf("%s chunks exceeds limits.max-chunks-per-object (%s)",
+			grouped(int64(len(chunks))), grouped(int64(p.cfg.MaxChunks))), nil
+	}
+	var tokens int64
+	for _, c := range chunks {
+		tokens += int64(c.Tokens)
+	}
+	if tokens > int64(p.cfg.MaxTokens) {
+		return target{}, fmt.Sprintf("%s estimated tokens exceeds limits.max-tokens-per-object (%s)",
+			grouped(tokens), grouped(int64(p.cfg.MaxTokens))), nil
+	}
 	t := target{chunks: make(map[freshen.ChunkID]freshen.Chunk, len(chunks))}
 	seen := map[freshen.ChunkHash]int{}
 	for _, c := range chunks {
@@ -692,4 +709,24 @@ func (p *Pipeline) read(ctx context.Context, obj freshen.ObjectInfo) (target, st
 		t.chunks[id] = c
 	}
 	return t, "", nil
+}
+
+// grouped formats n with a comma between groups of three digits, so that
+// a skip reason reads "1,234,567 estimated tokens" rather than a run of
+// digits to count.
+func grouped(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	sign := ""
+	if n < 0 {
+		sign, s = "-", s[1:]
+	}
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, d := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return b.String()
 }
