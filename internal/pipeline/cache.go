@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/freshen-io/freshen"
 )
@@ -19,6 +22,8 @@ type embedCache struct {
 
 	mu       sync.Mutex
 	inflight map[freshen.ChunkHash]*call
+	// shared counts lookups that waited for another caller's embedding.
+	shared atomic.Int64
 }
 
 type call struct {
@@ -56,6 +61,7 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 		}
 		if cl, ok := c.inflight[h]; ok {
 			waits[h] = cl
+			c.shared.Add(1)
 			continue
 		}
 		cl := &call{done: make(chan struct{})}
@@ -125,22 +131,44 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 			return nil, work, nil, fmt.Errorf("embed: %w", err)
 		}
 	}
+	var orphaned []freshen.Chunk
 	for h, cl := range waits {
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
 			return nil, work, nil, ctx.Err()
 		}
-		if cl.err != nil {
+		switch {
+		case cl.err != nil && ctx.Err() == nil && isCancel(cl.err):
+			// The worker we waited for was cancelled (it lost its lease,
+			// or is shutting down); that says nothing about our chunks.
+			orphaned = append(orphaned, freshen.Chunk{Hash: h, Text: texts[h]})
+		case cl.err != nil:
 			return nil, work, nil, cl.err
+		default:
+			out[h] = cl.vec
 		}
-		out[h] = cl.vec
 	}
 	embedded := make(map[freshen.ChunkHash]bool, len(mine))
 	for _, h := range mine {
 		embedded[h] = true
 	}
+	if len(orphaned) > 0 {
+		vecs, more, mine, err := c.vectors(ctx, model, orphaned)
+		work.ChunksEmbedded += more.ChunksEmbedded
+		work.CharsEmbedded += more.CharsEmbedded
+		work.TokensEmbedded += more.TokensEmbedded
+		if err != nil {
+			return nil, work, nil, err
+		}
+		maps.Copy(out, vecs)
+		maps.Copy(embedded, mine)
+	}
 	return out, work, embedded, nil
+}
+
+func isCancel(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (c *embedCache) countTokens(text string) int { return freshen.CountTokens(c.emb, text) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,5 +281,63 @@ func TestStopIsTwoPhase(t *testing.T) {
 	must(t, err)
 	if len(ls) != 1 || ls[0].Attempts != 0 {
 		t.Fatalf("after Stop: leases %+v; want the key free at once with no attempt counted", ls)
+	}
+}
+
+// cancelOnce makes the first Embed call wait until its context is
+// cancelled (as a worker that lost its lease or is stopping), and signals
+// when it has started.
+type cancelOnce struct {
+	*fakeEmbedder
+	started chan struct{}
+	calls   atomic.Int64
+}
+
+func (c *cancelOnce) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if c.calls.Add(1) == 1 {
+		close(c.started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return c.fakeEmbedder.Embed(ctx, texts)
+}
+
+// TestWaiterDoesNotInheritCancellation: a worker waiting for another
+// worker's embedding of the same chunk does not fail when that worker is
+// cancelled; it embeds the chunk itself.
+func TestWaiterDoesNotInheritCancellation(t *testing.T) {
+	_, b := setup(t)
+	emb := &cancelOnce{fakeEmbedder: b.emb, started: make(chan struct{})}
+	c := newEmbedCache(b.led, emb, 8)
+	chunks := []freshen.Chunk{{Hash: "h-shared", Text: "the same paragraph in two objects"}}
+	first, cancelFirst := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, _, _, err := c.vectors(first, "fake", chunks)
+		firstErr <- err
+	}()
+	<-emb.started
+	second := make(chan error, 1)
+	var vecs map[freshen.ChunkHash][]float32
+	go func() {
+		var err error
+		vecs, _, _, err = c.vectors(context.Background(), "fake", chunks)
+		second <- err
+	}()
+	// Let the second caller register as a waiter before the first is
+	// cancelled: it waits on the in-flight call, which is what the bug
+	// needs; if it came later it would embed on its own anyway.
+	for c.shared.Load() == 0 {
+		runtime.Gosched()
+	}
+	cancelFirst()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the waiting caller inherited the other's cancellation: %v", err)
+	}
+	if len(vecs["h-shared"]) != 8 {
+		t.Fatalf("vectors = %v", vecs)
 	}
 }
