@@ -403,7 +403,7 @@ func (p *Pipeline) release(ls freshen.Lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := p.led.Release(ctx, ls); err != nil && !errors.Is(err, freshen.ErrLeaseLost) {
-		p.log.Warn("release lease", "key", ls.Key, "err", err)
+		p.log.Warn("release lease", "key", freshen.KeyForLog(ls.Key), "err", err)
 	}
 }
 
@@ -429,11 +429,11 @@ func (p *Pipeline) heartbeat(ls freshen.Lease, cancel context.CancelCauseFunc, s
 			cancel(freshen.ErrLeaseLost)
 			return
 		case err != nil && time.Now().Add(every).After(ls.Expires):
-			p.log.Warn("could not extend lease before it expires; abandoning the key", "key", ls.Key, "err", err)
+			p.log.Warn("could not extend lease before it expires; abandoning the key", "key", freshen.KeyForLog(ls.Key), "err", err)
 			cancel(freshen.ErrLeaseLost)
 			return
 		case err != nil:
-			p.log.Warn("extend lease", "key", ls.Key, "err", err)
+			p.log.Warn("extend lease", "key", freshen.KeyForLog(ls.Key), "err", err)
 		}
 	}
 }
@@ -489,7 +489,7 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 	switch {
 	case lost || errors.Is(err, freshen.ErrLeaseLost):
 		res.Outcome = OutcomeLeaseLost
-		p.log.Warn("lease lost; another worker owns the key now", "key", ls.Key)
+		p.log.Warn("lease lost; another worker owns the key now", "key", freshen.KeyForLog(ls.Key))
 		return
 	case stopped:
 		res.Outcome = OutcomeRequeued
@@ -500,7 +500,7 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 	case freshen.IsPermanent(err):
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now(), MaxAttempts: p.cfg.MaxAttempts, Permanent: true})
-		p.log.Warn("processing failed permanently; parked", "key", ls.Key, "err", err)
+		p.log.Warn("processing failed permanently; parked", "key", freshen.KeyForLog(ls.Key), "err", err)
 	default:
 		attempts := ls.Attempts + 1
 		res.Outcome = OutcomeRetry
@@ -509,10 +509,10 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		}
 		retry := p.backoff(attempts, err)
 		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now().Add(retry), MaxAttempts: p.cfg.MaxAttempts})
-		p.log.Warn("processing failed", "key", ls.Key, "attempt", attempts, "retry_in", retry.Round(time.Millisecond), "err", err)
+		p.log.Warn("processing failed", "key", freshen.KeyForLog(ls.Key), "attempt", attempts, "retry_in", retry.Round(time.Millisecond), "err", err)
 	}
 	if ferr != nil && !errors.Is(ferr, freshen.ErrLeaseLost) {
-		p.log.Error("record failure", "key", ls.Key, "err", ferr)
+		p.log.Error("record failure", "key", freshen.KeyForLog(ls.Key), "err", ferr)
 	}
 }
 
@@ -535,9 +535,16 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	var tgt target
 	gone, skipped := false, ""
 	var obj freshen.ObjectInfo
-	if p.cfg.Match != nil && !p.cfg.Match(ls.Key) {
+	switch {
+	case p.cfg.Match != nil && !p.cfg.Match(ls.Key):
 		gone = true // not watched (any more): make sure nothing of it stays
-	} else {
+	case ls.Vanished && (!known || cur.UpdatedAt.Before(ls.FirstSeen)):
+		// The listing that began at FirstSeen did not have the key, and
+		// nothing about it happened since: it is gone, whatever a HEAD
+		// on this spelling says (stores that normalise keys answer for
+		// "a//b.md" what they list as "a/b.md").
+		gone = true
+	default:
 		obj, err = p.src.Stat(ctx, ls.Key)
 		switch {
 		case errors.Is(err, freshen.ErrNotFound):
