@@ -207,6 +207,13 @@ type Catalog interface {
 	// KeysWithIntents lists keys whose index writes may not have been
 	// committed (a crash between index write and ledger commit).
 	KeysWithIntents(ctx context.Context) ([]Change, error)
+	// Reclaim queues each key with a pending intent naming its IDs (none
+	// is fine), so that the key's next processing rewrites every chunk it
+	// should have (vectors from the cache) and deletes the others named:
+	// what a crash leaves, made on purpose when the index and the ledger
+	// disagree. It takes no lease (start-up recovery by the process that
+	// owns the data) and is idempotent.
+	Reclaim(ctx context.Context, keys []Reclaim) error
 	Object(ctx context.Context, bucket, key string) (ObjectRecord, error)
 	Objects(ctx context.Context, bucket, prefix, startAfter string, fn func(ObjectRecord) error) error
 	// ObjectsInState lists up to limit objects in state, oldest update first.

@@ -280,7 +280,7 @@ func (r *runner) freshness() (section, error) {
 		return section{}, err
 	}
 	var chunkTexts []string
-	a.Index.(*embedded.Index).All(ctx, func(rec freshen.Record) error {
+	a.Index.(*embedded.Index).Scan(ctx, func(rec freshen.Record) error {
 		if strings.HasPrefix(rec.Key, "burst/") {
 			chunkTexts = append(chunkTexts, rec.Text)
 		}

@@ -43,7 +43,11 @@ type entry struct {
 	vector []float32 // unit length
 }
 
-var _ freshen.Index = (*Index)(nil)
+var (
+	_ freshen.Index   = (*Index)(nil)
+	_ freshen.Stamped = (*Index)(nil)
+	_ freshen.Scanner = (*Index)(nil)
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS records (
@@ -53,6 +57,8 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_key ON records (bucket, key);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
+CREATE TABLE IF NOT EXISTS stamp (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO stamp (k, v) VALUES ('identity', lower(hex(randomblob(16))));
 `
 
 // Open opens (creating if needed) the index stored at path, for vectors
@@ -288,12 +294,30 @@ func (x *Index) record(ctx context.Context, id freshen.ChunkID) (*freshen.Record
 	return &r, nil
 }
 
-// All calls fn for every record in ID order, vectors included. It is for
-// verification and export, not the hot path.
-func (x *Index) All(ctx context.Context, fn func(freshen.Record) error) error {
+// Stamp implements freshen.Stamped. An index.db that was deleted or
+// truncated comes back with a new identity.
+func (x *Index) Stamp(ctx context.Context) (self, partner string, err error) {
+	err = x.db.QueryRowContext(ctx, `SELECT (SELECT v FROM stamp WHERE k = 'identity'), coalesce((SELECT v FROM stamp WHERE k = 'partner'), '')`).Scan(&self, &partner)
+	if err != nil {
+		return "", "", fmt.Errorf("embedded: stamp: %w", err)
+	}
+	return self, partner, nil
+}
+
+// Pair implements freshen.Stamped.
+func (x *Index) Pair(ctx context.Context, partner string) error {
+	if _, err := x.db.ExecContext(ctx, `INSERT INTO stamp (k, v) VALUES ('partner', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, partner); err != nil {
+		return fmt.Errorf("embedded: pair: %w", err)
+	}
+	return nil
+}
+
+// Scan implements freshen.Scanner: every record in ID order, vectors
+// included. It is for recovery, verification and export, not the hot path.
+func (x *Index) Scan(ctx context.Context, fn func(freshen.Record) error) error {
 	rows, err := x.db.QueryContext(ctx, `SELECT id, bucket, key, hash, ordinal, text, headings, vector FROM records ORDER BY id`)
 	if err != nil {
-		return fmt.Errorf("embedded: all: %w", err)
+		return fmt.Errorf("embedded: scan: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -312,7 +336,7 @@ func (x *Index) All(ctx context.Context, fn func(freshen.Record) error) error {
 	return rows.Err()
 }
 
-// Count returns the number of records.
+// Count implements freshen.Scanner.
 func (x *Index) Count(ctx context.Context) (int, error) {
 	var n int
 	err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)

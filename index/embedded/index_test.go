@@ -91,7 +91,7 @@ func TestPersistenceAndOtherWriters(t *testing.T) {
 	must(t, err)
 	defer x2.Close()
 	var ids []string
-	must(t, x2.All(ctx, func(r freshen.Record) error { ids = append(ids, string(r.ID)+"@"+r.Key); return nil }))
+	must(t, x2.Scan(ctx, func(r freshen.Record) error { ids = append(ids, string(r.ID)+"@"+r.Key); return nil }))
 	if fmt.Sprint(ids) != "[z@k2]" {
 		t.Fatalf("after reopen: %v", ids)
 	}

@@ -73,6 +73,11 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		}
 	})
 	sink := a.Sink(m.Intake(), p.Wake)
+	if rep, err := a.CheckState(ctx); err != nil {
+		return fmt.Errorf("checking the ledger against the index: %w", err)
+	} else if rep.Problem != "" {
+		log.Warn("the ledger and the index disagree; repairing", "problem", rep.Problem)
+	}
 	if n, err := p.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	} else if n > 0 {

@@ -253,7 +253,7 @@ func (b *bundle) indexRows() ([]chunkRow, map[freshen.ChunkID][]float32) {
 	defer x.Close()
 	var rows []chunkRow
 	vecs := map[freshen.ChunkID][]float32{}
-	err = x.All(ctx, func(r freshen.Record) error {
+	err = x.Scan(ctx, func(r freshen.Record) error {
 		rows = append(rows, chunkRow{ID: r.ID, Key: r.Key, Hash: r.Hash, Ordinal: r.Ordinal, Text: r.Text})
 		vecs[r.ID] = r.Vector
 		return nil

@@ -125,7 +125,7 @@ func (b *testBundle) enqueue(t *testing.T, keys ...string) {
 func (b *testBundle) indexKeys(t *testing.T) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	b.idx.All(context.Background(), func(r freshen.Record) error { out[r.Key]++; return nil })
+	b.idx.Scan(context.Background(), func(r freshen.Record) error { out[r.Key]++; return nil })
 	return out
 }
 
@@ -234,7 +234,7 @@ func TestCrashBetweenIndexWriteAndCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var texts []string
-	b.idx.All(ctx, func(r freshen.Record) error { texts = append(texts, r.Text); return nil })
+	b.idx.Scan(ctx, func(r freshen.Record) error { texts = append(texts, r.Text); return nil })
 	sort.Strings(texts)
 	if len(texts) != before || strings.Contains(strings.Join(texts, "|"), "ferries") {
 		t.Fatalf("after recovery the index holds %q, want exactly v1's %d chunks", texts, before)

@@ -18,7 +18,10 @@ type Ledger struct {
 	now func() time.Time
 }
 
-var _ freshen.Ledger = (*Ledger)(nil)
+var (
+	_ freshen.Ledger  = (*Ledger)(nil)
+	_ freshen.Stamped = (*Ledger)(nil)
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
@@ -56,6 +59,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
 	PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+-- This ledger's identity, made once; see Stamp.
+INSERT OR IGNORE INTO meta (k, v) VALUES ('identity', lower(hex(randomblob(16))));
 -- The last fencing token handed out; tokens only grow.
 INSERT OR IGNORE INTO counters (name, value) VALUES ('lease_token', 0);
 -- Written by versions before 0.2 and read by nothing.
@@ -576,6 +581,59 @@ func (l *Ledger) BeginIntent(ctx context.Context, ls freshen.Lease, in freshen.I
 		return fmt.Errorf("sqlite: intent %s: %w", ls.Key, err)
 	}
 	return err
+}
+
+// Stamp implements freshen.Stamped.
+func (l *Ledger) Stamp(ctx context.Context) (self, partner string, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT (SELECT v FROM meta WHERE k = 'identity'), coalesce((SELECT v FROM meta WHERE k = 'partner'), '')`).Scan(&self, &partner)
+	if err != nil {
+		return "", "", fmt.Errorf("sqlite: stamp: %w", err)
+	}
+	return self, partner, nil
+}
+
+// Pair implements freshen.Stamped.
+func (l *Ledger) Pair(ctx context.Context, partner string) error {
+	if _, err := l.db.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES ('partner', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, partner); err != nil {
+		return fmt.Errorf("sqlite: pair: %w", err)
+	}
+	return nil
+}
+
+// Reclaim implements freshen.Catalog.
+func (l *Ledger) Reclaim(ctx context.Context, keys []freshen.Reclaim) error {
+	now := l.now()
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		in, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO intents (bucket, key, id, op) VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		q, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin) VALUES (?, ?, ?, 1, 'recovery')
+			ON CONFLICT (bucket, key) DO UPDATE SET generation = generation + 1, vanished = 0`)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		for _, k := range keys {
+			if _, err := in.ExecContext(ctx, k.Bucket, k.Key, "", "mark"); err != nil {
+				return err
+			}
+			for _, id := range k.IDs {
+				if _, err := in.ExecContext(ctx, k.Bucket, k.Key, string(id), "delete"); err != nil {
+					return err
+				}
+			}
+			if _, err := q.ExecContext(ctx, k.Bucket, k.Key, nanos(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: reclaim: %w", err)
+	}
+	return nil
 }
 
 // KeysWithIntents implements freshen.Catalog.

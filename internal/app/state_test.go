@@ -1,0 +1,179 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/internal/memsource"
+)
+
+// countingEmbedder makes deterministic vectors and counts texts.
+type countingEmbedder struct{ texts atomic.Int64 }
+
+func (e *countingEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "test/hash", Dim: 8} }
+
+func (e *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	e.texts.Add(int64(len(texts)))
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		h := sha256.Sum256([]byte(t))
+		v := make([]float32, 8)
+		for j := range v {
+			v[j] = float32(h[j]) - 127.5
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+type stateBundle struct {
+	cfg config.Config
+	src *memsource.Source
+	emb *countingEmbedder
+}
+
+func newStateBundle(t *testing.T) *stateBundle {
+	cfg := config.Default()
+	cfg.Source.Bucket, cfg.DataDir = "docs", t.TempDir()
+	b := &stateBundle{cfg: cfg, src: memsource.New("docs"), emb: &countingEmbedder{}}
+	for i := 0; i < 6; i++ {
+		b.src.Put(fmt.Sprintf("doc-%d.md", i), "text/markdown",
+			[]byte(fmt.Sprintf("# Doc %d\n\nParagraph %d about harbors and lanterns.\n\nAnother paragraph %d about bridges.\n", i, i, i)))
+	}
+	return b
+}
+
+func (b *stateBundle) open(t *testing.T) *App {
+	t.Helper()
+	a, err := Open(context.Background(), b.cfg, Options{Source: b.src, Embedder: b.emb, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// sync is `freshen sync` in process: check, recover, reconcile, drain.
+func (b *stateBundle) sync(t *testing.T, a *App) StateReport {
+	t.Helper()
+	ctx := context.Background()
+	rep, err := a.CheckState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := a.Pipeline(nil)
+	if _, err := p.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Reconciler(a.Sink(nil, nil)).Pass(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// exact checks that the index holds exactly the ledger's chunks and
+// only keys that exist.
+func (b *stateBundle) exact(t *testing.T, a *App, wantKeys int) {
+	t.Helper()
+	ctx := context.Background()
+	sum, err := a.Ledger.Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	n := 0
+	a.Index.(freshen.Scanner).Scan(ctx, func(r freshen.Record) error { keys[r.Key] = true; n++; return nil })
+	if n != sum.Chunks || len(keys) != wantKeys || sum.Indexed != wantKeys {
+		t.Fatalf("index holds %d chunks of %d keys, ledger %d chunks of %d objects; want %d keys", n, len(keys), sum.Chunks, sum.Indexed, wantKeys)
+	}
+	for k := range keys {
+		if _, err := b.src.Stat(ctx, k); err != nil {
+			t.Fatalf("index holds %s, which is gone", k)
+		}
+	}
+}
+
+func TestHealthyStateIsQuiet(t *testing.T) {
+	b := newStateBundle(t)
+	a := b.open(t)
+	if rep := b.sync(t, a); rep.Problem != "" {
+		t.Fatalf("first start: %s", rep.Problem)
+	}
+	a.Close()
+	a = b.open(t)
+	defer a.Close()
+	rep, err := a.CheckState(context.Background())
+	if err != nil || rep.Problem != "" || rep.Reclaimed != 0 {
+		t.Fatalf("healthy restart: %+v, %v", rep, err)
+	}
+	if n, _, _ := a.Ledger.Backlog(context.Background()); n != 0 {
+		t.Fatalf("a healthy restart queued %d keys", n)
+	}
+}
+
+// TestLostIndexIsRebuiltWithoutEmbedding: an index.db truncated to zero
+// is noticed and rebuilt from the embedding cache.
+func TestLostIndexIsRebuiltWithoutEmbedding(t *testing.T) {
+	b := newStateBundle(t)
+	a := b.open(t)
+	b.sync(t, a)
+	b.exact(t, a, 6)
+	a.Close()
+	if err := os.Truncate(filepath.Join(b.cfg.DataDir, "index.db"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"index.db-wal", "index.db-shm"} {
+		os.Remove(filepath.Join(b.cfg.DataDir, f))
+	}
+	before := b.emb.texts.Load()
+	a = b.open(t)
+	defer a.Close()
+	rep := b.sync(t, a)
+	if !strings.Contains(rep.Problem, "index is empty") || rep.Reclaimed != 6 {
+		t.Fatalf("report = %+v", rep)
+	}
+	b.exact(t, a, 6)
+	if n := b.emb.texts.Load() - before; n != 0 {
+		t.Fatalf("rebuilding the index embedded %d texts, want 0", n)
+	}
+}
+
+// TestLostLedgerReusesTheIndex: a lost ledger is rebuilt from the bucket,
+// paying for nothing the index still holds, and rows of objects deleted
+// meanwhile do not stay searchable.
+func TestLostLedgerReusesTheIndex(t *testing.T) {
+	b := newStateBundle(t)
+	a := b.open(t)
+	b.sync(t, a)
+	a.Close()
+	for _, f := range []string{"ledger.db", "ledger.db-wal", "ledger.db-shm"} {
+		os.Remove(filepath.Join(b.cfg.DataDir, f))
+	}
+	b.src.Delete("doc-0.md") // while the ledger was gone
+	before := b.emb.texts.Load()
+	a = b.open(t)
+	defer a.Close()
+	rep := b.sync(t, a)
+	if !strings.Contains(rep.Problem, "ledger is empty") || rep.Seeded == 0 {
+		t.Fatalf("report = %+v", rep)
+	}
+	b.exact(t, a, 5)
+	if n := b.emb.texts.Load() - before; n != 0 {
+		t.Fatalf("rebuilding the ledger embedded %d texts, want 0", n)
+	}
+	// And the pair agrees now.
+	rep, err := a.CheckState(context.Background())
+	if err != nil || rep.Problem != "" {
+		t.Fatalf("after the repair: %+v, %v", rep, err)
+	}
+}
