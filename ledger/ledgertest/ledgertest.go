@@ -37,6 +37,7 @@ func Run(t *testing.T, newLedger NewLedger) {
 	t.Run("Catalog", func(t *testing.T) {
 		t.Run("CompleteReplacesChunksAtomically", func(t *testing.T) { tCompleteReplacesChunksAtomically(t, newLedger) })
 		t.Run("ObjectsInKeyOrderWithPrefixAndPaging", func(t *testing.T) { tObjectsInKeyOrderWithPrefixAndPaging(t, newLedger) })
+		t.Run("ReclaimQueuesARewrite", func(t *testing.T) { tReclaimQueuesARewrite(t, newLedger) })
 	})
 	t.Run("EmbeddingCache", func(t *testing.T) { tEmbeddingCache(t, newLedger) })
 }
@@ -437,6 +438,40 @@ func tCompleteReplacesChunksAtomically(t *testing.T, newLedger NewLedger) {
 	}
 	if st, _ := l.State(ctx, "b", "doc.md"); st.Known || len(st.Chunks) != 0 {
 		t.Fatalf("state after delete: %+v", st)
+	}
+}
+
+func tReclaimQueuesARewrite(t *testing.T, newLedger NewLedger) {
+	ctx := context.Background()
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	keys := []freshen.Reclaim{{Bucket: "b", Key: "in-index", IDs: []freshen.ChunkID{"x1", "x2"}}, {Bucket: "b", Key: "in-ledger"}}
+	for i := 0; i < 2; i++ { // idempotent
+		must(t, l.Reclaim(ctx, keys))
+	}
+	st, err := l.State(ctx, "b", "in-index")
+	must(t, err)
+	if !st.Pending || !slices.Equal(st.Intent.Deletes, []freshen.ChunkID{"x1", "x2"}) {
+		t.Fatalf("in-index: %+v", st)
+	}
+	if st, _ := l.State(ctx, "b", "in-ledger"); !st.Pending {
+		t.Fatalf("in-ledger: %+v, want a pending intent (a full rewrite)", st)
+	}
+	if n, _, _ := l.Backlog(ctx); n != 2 {
+		t.Fatalf("backlog = %d, want both keys queued", n)
+	}
+	if s, ok := l.(freshen.Stamped); ok {
+		self, partner, err := s.Stamp(ctx)
+		must(t, err)
+		if self == "" || partner != "" {
+			t.Fatalf("a new ledger's stamp: %q, %q", self, partner)
+		}
+		must(t, s.Pair(ctx, "index-1"))
+		again, partner, err := s.Stamp(ctx)
+		must(t, err)
+		if again != self || partner != "index-1" {
+			t.Fatalf("stamp after Pair: %q, %q", again, partner)
+		}
 	}
 }
 
