@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/freshen-io/freshen"
@@ -214,9 +215,12 @@ func (b *Embedder) run(batch []*request, n int) {
 	if len(live) == 0 {
 		return
 	}
-	// The merged call outlives any single caller's context: others wait
-	// on it too.
-	vecs, err := b.embed(context.WithoutCancel(live[0].ctx), texts)
+	// The merged call outlives any single caller's context, since others
+	// wait on it too, but not all of them: with every caller gone its
+	// result is wasted, and Close would wait for it.
+	ctx, stop := whileAnyWaits(live)
+	vecs, err := b.embed(ctx, texts)
+	stop()
 	if err != nil && len(live) > 1 && freshen.IsPermanent(err) {
 		// Some input is bad, and the same texts would fail the same way:
 		// find out whose by running each caller alone, under its own ctx
@@ -240,6 +244,28 @@ func (b *Embedder) run(batch []*request, n int) {
 		}
 		off += len(r.texts)
 		close(r.done)
+	}
+}
+
+// whileAnyWaits returns a context that is done once every request's
+// context is, and a function releasing it.
+func whileAnyWaits(reqs []*request) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(reqs[0].ctx))
+	var left atomic.Int64
+	left.Store(int64(len(reqs)))
+	stops := make([]func() bool, len(reqs))
+	for i, r := range reqs {
+		stops[i] = context.AfterFunc(r.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, s := range stops {
+			s()
+		}
+		cancel()
 	}
 }
 

@@ -344,3 +344,77 @@ func TestCountTokensForwards(t *testing.T) {
 		t.Errorf("CountTokens without one = %d, want freshen's estimate", n)
 	}
 }
+
+// ctxWaiter blocks each call until its context is done or release closes,
+// and reports which ended it.
+type ctxWaiter struct {
+	entered chan int
+	release chan struct{}
+	ended   chan error
+}
+
+func (w *ctxWaiter) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "waiter", Dim: 1} }
+
+func (w *ctxWaiter) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	w.entered <- len(texts)
+	select {
+	case <-ctx.Done():
+		w.ended <- ctx.Err()
+		return nil, ctx.Err()
+	case <-w.release:
+		w.ended <- nil
+		out := make([][]float32, len(texts))
+		for i := range out {
+			out[i] = []float32{1}
+		}
+		return out, nil
+	}
+}
+
+// TestMergedCallStopsWhenEveryCallerLeft: a merged call keeps running
+// while any caller waits for it (so one caller leaving breaks nobody),
+// and is cancelled once all have left, so an interrupted sync or a
+// shutdown does not wait for work nobody wants.
+func TestMergedCallStopsWhenEveryCallerLeft(t *testing.T) {
+	w := &ctxWaiter{entered: make(chan int, 4), release: make(chan struct{}), ended: make(chan error, 4)}
+	b := setup(t, w, Config{MaxTexts: 2, MaxWait: time.Minute, Parallel: 1})
+	release := sync.OnceFunc(func() { close(w.release) })
+	t.Cleanup(release) // runs before Close: a failing test must not hang in it
+	start := func() (context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := b.Embed(ctx, []string{"t1"}); errc <- err }()
+		return cancel, errc
+	}
+	// Both callers leave: the inner call is cancelled.
+	c1, e1 := start()
+	c2, e2 := start()
+	if n := <-w.entered; n != 2 {
+		t.Fatalf("merged %d texts, want 2", n)
+	}
+	c1()
+	<-e1
+	c2()
+	<-e2
+	select {
+	case err := <-w.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("inner call ended with %v, want cancelled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the merged call kept running after every caller left")
+	}
+	// One caller leaves, the other waits: the call goes on and answers it.
+	c3, e3 := start()
+	_, e4 := start()
+	<-w.entered
+	c3()
+	<-e3
+	release()
+	if err := <-w.ended; err != nil {
+		t.Fatalf("the merged call was cancelled while a caller still waited: %v", err)
+	}
+	if err := <-e4; err != nil {
+		t.Fatalf("the remaining caller: %v", err)
+	}
+}

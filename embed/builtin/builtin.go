@@ -22,8 +22,12 @@ type Model struct {
 	tok *tokenizer
 	net *network
 	// batchTokens caps the tokens of one forward call, bounding the
-	// activations' memory (about 20 KB per token) whatever the input.
+	// activations' memory (about 20 KB per token) whatever the input,
+	// and how long Embed runs on after its ctx is done.
 	batchTokens int
+	// forwarded, if set, is told the windows of each forward call (tests
+	// count them).
+	forwarded func(windows int)
 }
 
 var _ freshen.Embedder = (*Model)(nil)
@@ -74,8 +78,12 @@ func (m *Model) CountTokens(text string) int { return len(m.tok.encode(text)) }
 // Embed returns one unit vector per text. A text of at most MaxTokens
 // tokens is embedded as the reference does; a longer one is cut into
 // windows of whole sentences (whole words where a sentence is too long)
-// and embedded as the token-weighted mean of its windows, normalized. An
-// empty text fails with freshen.ErrEmptyInput and nothing is returned.
+// and embedded as the token-weighted mean of its windows, normalized: a
+// document's embedding, whose cost grows with its length (callers cut a
+// search query to the window first). An empty text fails with
+// freshen.ErrEmptyInput and nothing is returned. Once ctx is done, Embed
+// returns ctx.Err() after the forward call in progress (at most
+// batchTokens tokens), between texts and between windows.
 func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	type window struct {
 		text int
@@ -84,6 +92,11 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	var wins []window
 	nwin := make([]int, len(texts))
 	for i, t := range texts {
+		// Cutting a long text into windows costs as much as tokenizing
+		// it several times over.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		ids := m.tok.encode(t)
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("builtin: embed text %d: %w", i, freshen.ErrEmptyInput)
@@ -117,6 +130,9 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 			vecs = append(vecs, make([]float32, Dim))
 		}
 		m.net.forward(seqs, vecs)
+		if m.forwarded != nil {
+			m.forwarded(len(seqs))
+		}
 		for j, w := range wins[start:end] {
 			if nwin[w.text] == 1 {
 				out[w.text] = vecs[j]

@@ -204,6 +204,45 @@ func TestCancelledContext(t *testing.T) {
 	}
 }
 
+// TestCancelStopsLongEmbedding: cancelled in the middle of a long text,
+// or of a batch of texts, Embed stops after the forward call in progress
+// and returns ctx.Err(), instead of embedding every window.
+func TestCancelStopsLongEmbedding(t *testing.T) {
+	m := *setup(t)
+	m.batchTokens = MaxTokens // a window per forward call
+	long := strings.Repeat("The orchestra rehearsed the symphony all night. ", 200)
+	short := make([]string, 20)
+	for i := range short {
+		short[i] = strings.Repeat("The river floods the valley every spring. ", 12)
+	}
+	for _, tc := range []struct {
+		name  string
+		texts []string
+	}{{"one long text", []string{long}}, {"a batch of texts", short}} {
+		t.Run(tc.name, func(t *testing.T) {
+			total := 0
+			for _, text := range tc.texts {
+				total += max(1, len(m.windows(text)))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ran := 0
+			m.forwarded = func(n int) {
+				if ran += n; ran == 2 {
+					cancel()
+				}
+			}
+			_, err := m.Embed(ctx, tc.texts)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			if ran != 2 || total < 10 {
+				t.Errorf("embedded %d of %d windows after a cancel at the second", ran, total)
+			}
+		})
+	}
+}
+
 func TestWindowing(t *testing.T) {
 	m := setup(t)
 	var sb strings.Builder

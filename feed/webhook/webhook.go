@@ -227,13 +227,18 @@ func (f *Feed) snsMessage(ctx context.Context, w http.ResponseWriter, sink fresh
 	return false
 }
 
+// authorized checks the token in X-Freshen-Token, else in an
+// Authorization header of the Bearer scheme (its name is
+// case-insensitive, RFC 9110 11.1; a bare token is refused, not guessed
+// at), else in ?token= for senders that only take a URL. internal/httpapi
+// parses the header the same way.
 func (f *Feed) authorized(r *http.Request) bool {
 	if f.cfg.Token == "" {
 		return true
 	}
 	got := r.Header.Get("X-Freshen-Token")
-	if a := r.Header.Get("Authorization"); got == "" && strings.HasPrefix(a, "Bearer ") {
-		got = strings.TrimPrefix(a, "Bearer ")
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); got == "" && ok && strings.EqualFold(scheme, "Bearer") {
+		got = strings.TrimLeft(token, " ")
 	}
 	if got == "" {
 		got = r.URL.Query().Get("token")

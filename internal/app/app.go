@@ -81,17 +81,17 @@ func Check(cfg config.Config) error {
 }
 
 // Open builds every component. Close releases them.
-func Open(ctx context.Context, cfg config.Config, o Options) (a *App, err error) {
+func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error) {
 	if err := Check(cfg); err != nil {
 		return nil, err
 	}
-	a = &App{Config: cfg, Log: o.Log}
+	a := &App{Config: cfg, Log: o.Log}
 	if a.Log == nil {
 		a.Log = slog.New(slog.DiscardHandler)
 	}
 	defer func() {
 		if err != nil {
-			a.Close()
+			a.Close() // what was opened so far
 		}
 	}()
 	if a.Filter, err = config.NewFilter(cfg.Source); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/freshen-io/freshen"
 )
@@ -29,13 +31,17 @@ type SearchHit struct {
 	ID       string   `json:"id"`
 }
 
-// Search embeds query and returns the top k hits under prefix.
+// Search embeds query and returns the top k hits under prefix. A query
+// longer than the model's window is cut to the window (see queryWindow).
 func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([]SearchHit, error) {
 	if strings.TrimSpace(query) == "" {
 		return nil, ErrEmptyQuery
 	}
-	vecs, err := a.Embedder.Embed(ctx, []string{query})
+	vecs, err := a.Embedder.Embed(ctx, []string{queryWindow(a.Embedder, query)})
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vecs[0], K: k, Prefix: prefix})
@@ -51,6 +57,61 @@ func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([
 		out = append(out, SearchHit{Key: h.Key, Score: h.Score, Text: h.Text, Headings: hd, Chunk: h.Ordinal, ID: string(h.ID)})
 	}
 	return out, nil
+}
+
+// queryWindow returns the longest prefix of query that fits e's window
+// (ModelInfo.MaxTokens, counted by e's own measure), cut after a whole
+// word unless that would waste half the window. Embedders treat a longer
+// text as a document and embed every window of it, which for a query
+// buys nothing a search can use: its cost grows with the text while its
+// meaning blurs.
+func queryWindow(e freshen.Embedder, query string) string {
+	limit := e.Model().MaxTokens
+	if limit <= 0 || freshen.CountTokens(e, query) <= limit {
+		return query
+	}
+	fits := func(n int) bool { return freshen.CountTokens(e, query[:n]) <= limit }
+	// Gallop to a prefix that does not fit, then bisect: the cost is a
+	// few counts of about the window's length, however long the query.
+	lo, hi := 0, runeEnd(query, min(len(query), 8*limit))
+	for fits(hi) {
+		lo, hi = hi, runeEnd(query, min(len(query), 2*hi))
+	}
+	for hi-lo > 1 {
+		mid := runeStart(query, lo+(hi-lo)/2)
+		if mid <= lo {
+			mid = runeEnd(query, lo+(hi-lo)/2)
+			if mid >= hi {
+				break
+			}
+		}
+		if fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	cut := query[:lo]
+	if i := strings.LastIndexFunc(cut, unicode.IsSpace); i >= len(cut)/2 && strings.TrimSpace(cut[:i]) != "" {
+		cut = cut[:i]
+	}
+	return cut
+}
+
+// runeStart moves i back to the first byte of the rune it is in.
+func runeStart(s string, i int) int {
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return i
+}
+
+// runeEnd moves i forward to the first byte of the next rune.
+func runeEnd(s string, i int) int {
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return i
 }
 
 // Status is `freshen status --json` (and the HTTP API's /v1/status).

@@ -10,8 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
+
+	"github.com/freshen-io/freshen/internal/app"
 )
 
 // command is one subcommand.
@@ -24,6 +29,9 @@ type command struct {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// open, if set, replaces parts of what commands open (tests run
+	// commands on an in-memory bucket); see openApp.
+	open app.Options
 }
 
 // usageError marks an error caused by how the command was called; Main
@@ -45,7 +53,23 @@ func commands() map[string]command {
 
 // Main runs the command line args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	return (&env{stdin: stdin, stdout: stdout, stderr: stderr}).main(ctx, args)
+}
+
+func (e *env) main(ctx context.Context, args []string) int {
+	stderr := e.stderr
+	// ctx ends at the first SIGINT or SIGTERM and the command winds down;
+	// a second one ends the process at once, as users of a terminal expect.
+	reset := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		close(reset)
+	})
+	defer func() {
+		if !stop() {
+			<-reset
+		}
+	}()
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr, cmds)
@@ -66,6 +90,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case ctx.Err() != nil:
+		// A signal stopped the command. Commands that leave work undone
+		// say what; for the others "context canceled" would only puzzle.
+		msg := err.Error()
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			msg = "interrupted"
+		}
+		fmt.Fprintf(stderr, "freshen %s: %s\n", args[0], msg)
+		return interruptedCode(ctx)
 	default:
 		fmt.Fprintf(stderr, "freshen %s: %v\n", args[0], err)
 		var ue usageError
@@ -74,6 +107,22 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		return 1
 	}
+}
+
+// interruptedCode is the exit code of a command stopped because ctx was
+// cancelled: 128 + the number of the signal that cancelled it, as shells
+// report a process a signal ended (130 for SIGINT, 143 for SIGTERM), and
+// 130 when the cause names no signal. cmd/freshen cancels ctx with
+// signal.NotifyContext, whose cause reads "<signal> signal received".
+func interruptedCode(ctx context.Context) int {
+	if cause := context.Cause(ctx); cause != nil {
+		for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+			if cause.Error() == s.String()+" signal received" {
+				return 128 + int(s)
+			}
+		}
+	}
+	return 128 + int(syscall.SIGINT)
 }
 
 func usage(w io.Writer, cmds map[string]command) {

@@ -26,6 +26,12 @@ func openApp(ctx context.Context, e *env, file string, o app.Options) (*app.App,
 	if err != nil {
 		return nil, err
 	}
+	if e.open.Source != nil {
+		o.Source = e.open.Source
+	}
+	if e.open.Embedder != nil {
+		o.Embedder = e.open.Embedder
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}

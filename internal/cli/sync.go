@@ -18,6 +18,9 @@ import (
 
 // syncSummary is `freshen sync --json`'s output.
 type syncSummary struct {
+	// Repaired says how the ledger and the index disagreed at the start
+	// (a lost or replaced database), and what was queued to repair it.
+	Repaired       string           `json:"repaired,omitempty"`
 	Reconcile      reconcile.Report `json:"reconcile"`
 	Recovered      int              `json:"recovered"`
 	Processed      int              `json:"processed"`
@@ -69,21 +72,64 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		}
 		prog.update(sum.Processed, sum.ChunksEmbedded, sum.ChunksReused)
 	})
+	// interrupted reports a sync a signal stopped. Drain gave back the
+	// leases of the keys in flight uncounted, so they, and every key not
+	// reached, are still queued: the next sync does them.
+	interrupted := func() error {
+		prog.done()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		msg := "interrupted; the keys not processed remain queued for the next sync"
+		if n, _, err := a.Ledger.Backlog(bctx); err == nil {
+			msg = fmt.Sprintf("interrupted; %d keys remain queued for the next sync", n)
+		}
+		if *asJSON {
+			mu.Lock()
+			defer mu.Unlock()
+			sum.DurationMS, sum.Message = time.Since(start).Milliseconds(), msg
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(sum)
+		}
+		return errors.New(msg)
+	}
+	state, err := a.CheckState(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
+		return fmt.Errorf("checking the ledger against the index: %w", err)
+	}
+	if sum.Repaired = state.Problem; state.Problem != "" {
+		fmt.Fprintf(e.stderr, "freshen sync: %s\n", state.Problem)
+	}
 	if sum.Recovered, err = p.Recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
 		return fmt.Errorf("recover: %w", err)
 	}
 	prog.phase("listing s3://" + a.Config.Source.Bucket)
 	rep, recErr := a.Reconciler(a.Sink(nil, nil)).Pass(ctx, *allowMass || a.Config.MassDelete.Allow)
 	sum.Reconcile = rep
+	if ctx.Err() != nil {
+		return interrupted()
+	}
 	if recErr != nil && !errors.Is(recErr, reconcile.ErrMassDelete) {
 		return recErr
 	}
 	backlog, _, err := a.Ledger.Backlog(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
 		return err
 	}
 	prog.start(backlog)
 	if _, err := p.Drain(ctx); err != nil {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
 		return err
 	}
 	prog.done()
@@ -93,6 +139,16 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	sum.InSync = recErr == nil && len(sum.Failed) == 0
 	if recErr != nil {
 		sum.Message = rep.Message
+	}
+	// Never claim the index matches without having checked it.
+	if after, err := a.CheckState(ctx); err != nil || after.Problem != "" {
+		sum.InSync = false
+		if err != nil {
+			sum.Message = fmt.Sprintf("could not check the index against the ledger: %v", err)
+		} else {
+			sum.Message = "after the sync " + after.Problem + "; run sync again"
+		}
+		recErr = errors.Join(recErr, errors.New(sum.Message))
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -105,7 +161,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	}
 	switch {
 	case recErr != nil:
-		return fmt.Errorf("%s", rep.Message)
+		return fmt.Errorf("%s", sum.Message)
 	case len(sum.Failed) > 0:
 		return fmt.Errorf("%d object(s) failed; see `freshen status` (they are retried when they change, or on the next sync)", len(sum.Failed))
 	}

@@ -102,7 +102,8 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		}
 		svcs = append(svcs, &feedService{feed: f, sink: sink, log: log})
 	}
-	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken), Ready: ready})
+	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken),
+		MetricsPublic: cfg.MetricsPublic, MaxQueryBytes: int(cfg.Search.MaxQueryBytes), MaxConcurrent: cfg.Search.MaxConcurrent, Ready: ready})
 	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
 	backlog := &backlogService{q: a.Ledger, m: m}
 	// Start order: workers first, so that nothing accepted waits; then

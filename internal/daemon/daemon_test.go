@@ -139,11 +139,12 @@ func TestRunEndToEndAndStopsCleanly(t *testing.T) {
 		json.Unmarshal([]byte(body), &hits)
 		return code == 200 && len(hits) == 1 && hits[0].Key == "hooked.md"
 	})
-	code, body := b.get(t, "/v1/objects/hooked.md")
-	if code != 200 || !strings.Contains(body, `"state":"indexed"`) {
-		t.Fatalf("object view: %d %s", code, body)
-	}
-	code, body = b.get(t, "/metrics")
+	// The index is written before the ledger commits: wait for the commit.
+	eventually(t, "the ledger to record hooked.md", func() bool {
+		code, body := b.get(t, "/v1/objects/hooked.md")
+		return code == 200 && strings.Contains(body, `"state":"indexed"`)
+	})
+	code, body := b.get(t, "/metrics")
 	if code != 200 || !strings.Contains(body, `freshen_events_received_total{origin="webhook"} 1`) {
 		t.Fatalf("metrics lack the webhook event: %d", code)
 	}
