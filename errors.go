@@ -86,3 +86,8 @@ func CheckDim(v []float32, dim int) error {
 	}
 	return nil
 }
+
+// ErrNoSpace reports that a write failed because the disk (or the
+// database's quota) is full. It is retryable, but not by retrying at
+// once: callers pause until space returns, and say so.
+var ErrNoSpace = errors.New("no space left")

@@ -64,6 +64,8 @@ type Feed struct {
 	log  *slog.Logger
 	sns  *sns.Handler
 	sink atomic.Pointer[sinkBox]
+	// lastErr is when a queueing failure was last logged (unix nanos).
+	lastErr atomic.Int64
 }
 
 type sinkBox struct{ freshen.Sink }
@@ -170,7 +172,11 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sink.Drop(origin, "kind", res.Skipped)
 	}
 	if err := sink.Put(ctx, origin, res.Changes); err != nil {
-		f.log.Error("queue event", "err", err)
+		// Once per 10s at most: a full disk fails every event alike.
+		if now := time.Now().UnixNano(); now-f.lastErr.Load() > int64(10*time.Second) {
+			f.lastErr.Store(now)
+			f.log.Error("could not queue events; answering 503 until the ledger accepts writes again", "err", err)
+		}
 		f.fail(w, http.StatusServiceUnavailable, "could not queue the change; the reconciler will find it")
 		return
 	}

@@ -26,8 +26,9 @@ import (
 
 // Index implements freshen.Index.
 type Index struct {
-	db  *sql.DB
-	dim int
+	db   *sql.DB
+	path string
+	dim  int
 
 	mu sync.RWMutex
 	// loadedGen is the write generation the in-memory copy reflects; a
@@ -83,7 +84,7 @@ func Open(ctx context.Context, path string, dim int) (*Index, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w: the index holds %d-dimensional vectors and the model makes %d; "+
 			"use a new data-dir for the new model (or delete index.db to rebuild it)", path, freshen.ErrDimension, stored.Int64, dim)
 	}
-	return &Index{db: db, dim: dim}, nil
+	return &Index{db: db, path: path, dim: dim}, nil
 }
 
 // Dim implements freshen.Index.
@@ -164,6 +165,10 @@ func (x *Index) Delete(ctx context.Context, ids []freshen.ChunkID) error {
 // in-memory copy was current before, it stays current after (the caller
 // applies the same change to it), otherwise it is dropped.
 func (x *Index) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	return sqlitedb.NoSpace(x.writeTx(ctx, fn), x.path)
+}
+
+func (x *Index) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -33,7 +33,10 @@ type App struct {
 	Extractor freshen.Extractor
 	Chunker   freshen.Chunker
 	Log       *slog.Logger
-	lock      *os.File
+	// Health, when set (by `freshen run`), reports why the service
+	// cannot make progress now; Status shows it.
+	Health func() error
+	lock   *os.File
 }
 
 // Options adjust Open.
@@ -123,12 +126,18 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 	if a.Chunker, err = chunk.New(cfg.Chunk); err != nil {
 		return nil, err
 	}
-	if a.Ledger, err = ledgers[cfg.Ledger.Type](ctx, cfg); err != nil {
+	// Through locals: a constructor's typed nil must not become a
+	// non-nil interface that Close would call.
+	led, err := ledgers[cfg.Ledger.Type](ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
-	if a.Index, err = indexes[cfg.Index.Type](ctx, cfg, a.Embedder.Model().Dim); err != nil {
+	a.Ledger = led
+	idx, err := indexes[cfg.Index.Type](ctx, cfg, a.Embedder.Model().Dim)
+	if err != nil {
 		return nil, err
 	}
+	a.Index = idx
 	if r, ok := a.Ledger.(interface{ ReleaseAll(context.Context) error }); ok && o.Exclusive && cfg.Ledger.Type == "sqlite" {
 		// The data-dir lock proves no other process uses this ledger:
 		// every lease in it is a crashed predecessor's. (A shared

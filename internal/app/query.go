@@ -130,6 +130,9 @@ type Status struct {
 	Failed         []KeyReason `json:"failed"`
 	Model          string      `json:"model"`
 	Chunker        string      `json:"chunker"`
+	// Problem says why the service cannot make progress now (a full
+	// disk), when it cannot.
+	Problem string `json:"problem,omitempty"`
 }
 
 const statusListLimit = 100
@@ -154,6 +157,11 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 		Skipped: []KeyReason{}, Failed: []KeyReason{}, Model: a.Embedder.Model().Name, Chunker: a.Chunker.Version()}
 	if !oldest.IsZero() {
 		s.OldestPending = &oldest
+	}
+	if a.Health != nil {
+		if err := a.Health(); err != nil {
+			s.Problem = err.Error()
+		}
 	}
 	for state, dst := range map[freshen.ObjectState]*[]KeyReason{freshen.StateSkipped: &s.Skipped, freshen.StateFailed: &s.Failed} {
 		objs, err := a.Ledger.ObjectsInState(ctx, state, statusListLimit)

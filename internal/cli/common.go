@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
+	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 )
@@ -37,7 +40,7 @@ func openApp(ctx context.Context, e *env, file string, o app.Options) (*app.App,
 	}
 	a, err := app.Open(ctx, cfg, o)
 	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+		return nil, noSpace(fmt.Errorf("open: %w", err), cfg.DataDir)
 	}
 	return a, nil
 }
@@ -50,4 +53,13 @@ func isTerminal(w any) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// noSpace turns a full disk into one clear message naming the directory.
+func noSpace(err error, dataDir string) error {
+	if !errors.Is(err, freshen.ErrNoSpace) {
+		return err
+	}
+	abs, _ := filepath.Abs(dataDir)
+	return fmt.Errorf("the disk holding data-dir %s is full: free some space and run sync again; nothing was lost (unfinished keys stay queued) (%v)", abs, err)
 }

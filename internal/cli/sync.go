@@ -98,7 +98,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		if ctx.Err() != nil {
 			return interrupted()
 		}
-		return fmt.Errorf("checking the ledger against the index: %w", err)
+		return noSpace(fmt.Errorf("checking the ledger against the index: %w", err), a.Config.DataDir)
 	}
 	if sum.Repaired = state.Problem; state.Problem != "" {
 		fmt.Fprintf(e.stderr, "freshen sync: %s\n", state.Problem)
@@ -116,7 +116,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		return interrupted()
 	}
 	if recErr != nil && !errors.Is(recErr, reconcile.ErrMassDelete) {
-		return recErr
+		return noSpace(recErr, a.Config.DataDir)
 	}
 	backlog, _, err := a.Ledger.Backlog(ctx)
 	if err != nil {
@@ -130,7 +130,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		if ctx.Err() != nil {
 			return interrupted()
 		}
-		return err
+		return noSpace(err, a.Config.DataDir)
 	}
 	prog.done()
 	sum.DurationMS = time.Since(start).Milliseconds()

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/httpapi"
+	"github.com/freshen-io/freshen/internal/intake"
 	"github.com/freshen-io/freshen/internal/metrics"
 	"github.com/freshen-io/freshen/internal/pipeline"
 	"github.com/freshen-io/freshen/internal/reconcile"
@@ -72,7 +73,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
 		}
 	})
-	sink := a.Sink(m.Intake(), p.Wake)
+	sink := watchedSink{a.Sink(m.Intake(), p.Wake), p}
 	if rep, err := a.CheckState(ctx); err != nil {
 		return fmt.Errorf("checking the ledger against the index: %w", err)
 	} else if rep.Problem != "" {
@@ -87,9 +88,13 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	rec := &reconciler{r: a.Reconciler(sink), interval: time.Duration(cfg.ReconcileInterval), allow: cfg.MassDelete.Allow,
 		m: m, log: log, wake: p.Wake}
 	var stopping atomic.Bool
+	a.Health = p.Health
 	ready := func() error {
 		if stopping.Load() {
 			return errors.New("shutting down")
+		}
+		if err := p.Health(); err != nil {
+			return err
 		}
 		return rec.Ready()
 	}
@@ -105,7 +110,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken),
 		MetricsPublic: cfg.MetricsPublic, MaxQueryBytes: int(cfg.Search.MaxQueryBytes), MaxConcurrent: cfg.Search.MaxConcurrent, Ready: ready})
 	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
-	backlog := &backlogService{q: a.Ledger, m: m}
+	backlog := &backlogService{q: a.Ledger, m: m, health: p.Health}
 	// Start order: workers first, so that nothing accepted waits; then
 	// what feeds them. Stop runs the other way round.
 	all := append(service.Group{pipelineService{p}}, svcs...)
@@ -141,6 +146,30 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		log.Info("stopped cleanly")
 	}
 	return runErr
+}
+
+// watchedSink tells the pipeline how the intake's writes go, so that a
+// full disk shows in readiness, status and metrics even when the workers
+// have nothing to do, and clears when writes succeed again.
+type watchedSink struct {
+	*intake.Sink
+	p *pipeline.Pipeline
+}
+
+func (s watchedSink) Put(ctx context.Context, origin string, changes []freshen.Change) error {
+	err := s.Sink.Put(ctx, origin, changes)
+	if err != nil || len(changes) > 0 {
+		s.p.NoteWrite(err)
+	}
+	return err
+}
+
+func (s watchedSink) Add(ctx context.Context, origin string, changes []freshen.Change) (int, error) {
+	n, err := s.Sink.Add(ctx, origin, changes)
+	if len(changes) > 0 {
+		s.p.NoteWrite(err)
+	}
+	return n, err
 }
 
 // pipelineService adapts the pipeline's Stop to service.Service.
@@ -306,13 +335,15 @@ func (s *reconciler) loop(ctx context.Context) {
 	}
 }
 
-// backlogService samples the queue for the metrics every second.
+// backlogService samples the queue and the workers' health for the
+// metrics every second.
 type backlogService struct {
 	service.Base
 	q interface {
 		Backlog(ctx context.Context) (int, time.Time, error)
 	}
-	m *metrics.Metrics
+	m      *metrics.Metrics
+	health func() error
 }
 
 func (s *backlogService) Start(ctx context.Context) error {
@@ -326,6 +357,11 @@ func (s *backlogService) Start(ctx context.Context) error {
 		for {
 			if n, oldest, err := s.q.Backlog(ctx); err == nil {
 				s.m.SetBacklog(n, oldest)
+			}
+			if s.health() != nil {
+				s.m.Stalled.Set(1)
+			} else {
+				s.m.Stalled.Set(0)
 			}
 			select {
 			case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/memsource"
+	"github.com/freshen-io/freshen/internal/testenv"
 )
 
 // TestMain fails the package if any goroutine outlives its test: Run
@@ -51,11 +53,14 @@ type testBundle struct {
 }
 
 // setup runs the whole service on an in-memory bucket and a fake model.
-func setup(t *testing.T) *testBundle {
+func setup(t *testing.T) *testBundle { return setupAt(t, t.TempDir()) }
+
+// setupAt is setup with the data directory at dir.
+func setupAt(t *testing.T, dir string) *testBundle {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Source.Bucket = "docs"
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ReconcileInterval = config.Duration(time.Hour)
 	b := &testBundle{src: memsource.New("docs"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
@@ -249,4 +254,58 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatalf("after a slot freed: %q, %v", b, err)
 	}
 	held[1].Close()
+}
+
+func (b *testBundle) post(t *testing.T, key string) int {
+	t.Helper()
+	ev := `{"Records":[{"eventVersion":"2.2","eventSource":"aws:s3","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"docs"},"object":{"key":"` + key + `","size":1}}}]}`
+	resp, err := b.client.Post(b.base+"/v1/events/s3", "application/json", strings.NewReader(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestFullDiskIsReportedAndRecovers: with no space left for the data
+// directory, run says so in /readyz, /v1/status and a metric, answers
+// events with 503, and resumes by itself once space is freed.
+func TestFullDiskIsReportedAndRecovers(t *testing.T) {
+	disk := testenv.SmallDisk(t, 16<<20)
+	b := setupAt(t, filepath.Join(disk, "data"))
+	eventually(t, "readiness", func() bool { code, _ := b.get(t, "/readyz"); return code == 200 })
+	free := testenv.FillDisk(t, disk)
+	for i := 0; i < 20; i++ {
+		key := fmt.Sprintf("doc-%02d.md", i)
+		b.src.Put(key, "text/markdown", []byte(fmt.Sprintf("# Doc %d\n\n%s\n", i, strings.Repeat("Text about lighthouses and ferries. ", 300))))
+		b.post(t, key)
+	}
+	eventually(t, "/readyz to report the full disk", func() bool {
+		code, body := b.get(t, "/readyz")
+		return code == 503 && strings.Contains(body, "no space left")
+	})
+	if _, body := b.get(t, "/v1/status"); !strings.Contains(body, `"problem":"no space left`) {
+		t.Fatalf("status does not say: %s", body)
+	}
+	eventually(t, "freshen_stalled 1", func() bool {
+		_, body := b.get(t, "/metrics")
+		return strings.Contains(body, "\nfreshen_stalled 1\n")
+	})
+	free()
+	// Space is back: the next events are queued and everything converges.
+	eventually(t, "recovery", func() bool {
+		for i := 0; i < 20; i++ {
+			b.post(t, fmt.Sprintf("doc-%02d.md", i))
+		}
+		code, _ := b.get(t, "/readyz")
+		return code == 200
+	})
+	eventually(t, "every document indexed", func() bool {
+		_, body := b.get(t, "/v1/status")
+		return strings.Contains(body, `"objects":20`) && strings.Contains(body, `"backlog":0`)
+	})
+	_, body := b.get(t, "/metrics")
+	if !strings.Contains(body, "\nfreshen_stalled 0\n") {
+		eventually(t, "freshen_stalled 0", func() bool { _, body := b.get(t, "/metrics"); return strings.Contains(body, "\nfreshen_stalled 0\n") })
+	}
 }

@@ -15,11 +15,14 @@ import (
 
 // Metrics are the collectors of one freshen process.
 type Metrics struct {
-	FreshnessLag      prometheus.Histogram
-	EmbedSeconds      prometheus.Histogram
-	ProcessSeconds    prometheus.Histogram
-	Backlog           prometheus.Gauge
-	BacklogOldestAge  prometheus.Gauge
+	FreshnessLag     prometheus.Histogram
+	EmbedSeconds     prometheus.Histogram
+	ProcessSeconds   prometheus.Histogram
+	Backlog          prometheus.Gauge
+	BacklogOldestAge prometheus.Gauge
+	// Stalled is 1 while workers cannot make progress (the disk holding
+	// the ledger or the index is full), 0 otherwise.
+	Stalled           prometheus.Gauge
 	EventsReceived    *prometheus.CounterVec
 	EventsMalformed   *prometheus.CounterVec
 	EventsIgnored     *prometheus.CounterVec
@@ -49,6 +52,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Keys waiting to be processed."}),
 		BacklogOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_backlog_oldest_age_seconds",
 			Help: "Age of the oldest unprocessed change (0 when the backlog is empty)."}),
+		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_stalled",
+			Help: "1 while the workers cannot make progress (no space left for the ledger or the index), else 0."}),
 		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_received_total",
 			Help: "Event messages received, by transport."}, []string{"origin"}),
 		EventsMalformed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_malformed_total",
@@ -76,7 +81,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		FoundByReconcile: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_changes_found_by_reconcile_total",
 			Help: "Changes that no event announced, found by the reconciler: the measure of lost events."}),
 	}
-	reg.MustRegister(m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
+	reg.MustRegister(m.Stalled, m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
 		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.TokensReused, m.CharsEmbedded,
 		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile)
 	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted, pipeline.OutcomeAbsent,

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/freshen-io/freshen"
@@ -202,6 +203,50 @@ type Pipeline struct {
 	stopLease context.CancelFunc
 	stopWork  context.CancelFunc
 	done      chan struct{}
+
+	// full is set while the disk is full: since when, and the error.
+	full atomic.Pointer[fullState]
+}
+
+type fullState struct {
+	since time.Time
+	err   error
+}
+
+// Health reports why the pipeline cannot make progress now (the disk
+// holding its ledger or index is full), or nil. It recovers by itself.
+func (p *Pipeline) Health() error {
+	if f := p.full.Load(); f != nil {
+		return fmt.Errorf("no space left for the ledger or the index since %s: new changes wait in the queue until space is freed (%w)",
+			f.since.UTC().Format(time.RFC3339), f.err)
+	}
+	return nil
+}
+
+// NoteWrite tells the pipeline how a write to the ledger outside it (the
+// intake queueing events) went: a full disk pauses the workers as their
+// own full writes do, and a write that succeeds again resumes them.
+func (p *Pipeline) NoteWrite(err error) {
+	switch {
+	case errors.Is(err, freshen.ErrNoSpace):
+		p.noteFull(err)
+	case err == nil:
+		p.noteProgress()
+	}
+}
+
+// noteFull records a write that failed for lack of space.
+func (p *Pipeline) noteFull(err error) {
+	if p.full.CompareAndSwap(nil, &fullState{since: time.Now(), err: err}) {
+		p.log.Error("no space left for the ledger or the index; pausing until space is freed", "err", err)
+	}
+}
+
+// noteProgress clears the full state after a successful commit.
+func (p *Pipeline) noteProgress() {
+	if f := p.full.Swap(nil); f != nil {
+		p.log.Warn("space is back; resuming", "paused_for", time.Since(f.since).Round(time.Second))
+	}
 }
 
 // New builds a pipeline. onDone, if not nil, is called from worker
@@ -333,14 +378,35 @@ func (p *Pipeline) run(leaseCtx, workCtx context.Context, drain bool) (int, erro
 // dispatch leases keys and hands them to the workers.
 func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain bool) error {
 	const poll = 500 * time.Millisecond
+	var full time.Duration // the current pause while the disk is full
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ls, err := p.led.Lease(ctx, freshen.LeaseParams{Owner: p.cfg.Owner, Max: p.cfg.Workers, TTL: p.cfg.LeaseTTL})
+		n := p.cfg.Workers
+		if f := p.full.Load(); f != nil {
+			if drain {
+				// `freshen sync` stops and says so; the keys stay queued.
+				return f.err
+			}
+			// Probe with one key at a time, less and less often, until a
+			// commit succeeds again: no log flood, no busy loop.
+			full = min(max(2*full, time.Second), 30*time.Second)
+			if !sleep(ctx, full) {
+				return ctx.Err()
+			}
+			n = 1
+		} else {
+			full = 0
+		}
+		ls, err := p.led.Lease(ctx, freshen.LeaseParams{Owner: p.cfg.Owner, Max: n, TTL: p.cfg.LeaseTTL})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if errors.Is(err, freshen.ErrNoSpace) {
+				p.noteFull(err)
+				continue
 			}
 			p.log.Warn("lease failed", "err", err)
 			if !sleep(ctx, poll) {
@@ -473,6 +539,8 @@ func (p *Pipeline) handle(parent context.Context, ls freshen.Lease) {
 	if err != nil {
 		res.Err = err
 		p.fail(ls, &res, err, lost, parent.Err() != nil)
+	} else {
+		p.noteProgress()
 	}
 	if p.onDone != nil {
 		p.onDone(res)
@@ -491,6 +559,15 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		res.Outcome = OutcomeLeaseLost
 		p.log.Warn("lease lost; another worker owns the key now", "key", freshen.KeyForLog(ls.Key))
 		return
+	case errors.Is(err, freshen.ErrNoSpace):
+		// Not the key's fault: give it back uncounted (if even that can
+		// be written) and pause the pool.
+		res.Outcome = OutcomeRequeued
+		p.noteFull(err)
+		ferr = p.led.Release(ctx, ls)
+		if errors.Is(ferr, freshen.ErrNoSpace) {
+			ferr = nil // the lease expires instead
+		}
 	case stopped:
 		res.Outcome = OutcomeRequeued
 		ferr = p.led.Release(ctx, ls)

@@ -7,14 +7,19 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/freshen-io/freshen"
 )
 
 // Open opens (creating if needed) the database at path and applies schema.
@@ -39,9 +44,38 @@ func Open(ctx context.Context, path, schema string) (*sql.DB, error) {
 	db.SetMaxOpenConns(4)
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("create schema: %w", err)
+		return nil, fmt.Errorf("create schema: %w", NoSpace(err, path))
 	}
 	return db, nil
+}
+
+// NoSpace wraps err with freshen.ErrNoSpace when it says the disk is
+// full: SQLITE_FULL, ENOSPC, or an SQLite I/O error (a WAL or shared-
+// memory file that could not grow) while the file system holding path
+// has (almost) no space left. Other errors are returned unchanged.
+func NoSpace(err error, path string) error {
+	if err == nil || errors.Is(err, freshen.ErrNoSpace) {
+		return err
+	}
+	var se *sqlite.Error
+	isSQLite := errors.As(err, &se)
+	switch {
+	case errors.Is(err, syscall.ENOSPC), isSQLite && se.Code()&0xff == sqlite3.SQLITE_FULL:
+	case isSQLite && se.Code()&0xff == sqlite3.SQLITE_IOERR && lowOnSpace(path):
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", freshen.ErrNoSpace, err)
+}
+
+// lowOnSpace reports whether the file system holding path has less than
+// 1 MiB left for this process.
+func lowOnSpace(path string) bool {
+	var st syscall.Statfs_t
+	if syscall.Statfs(filepath.Dir(path), &st) != nil {
+		return false
+	}
+	return st.Bavail*uint64(st.Bsize) < 1<<20
 }
 
 // escapePath makes path safe inside a SQLite URI filename, where "?"

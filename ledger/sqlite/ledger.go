@@ -14,8 +14,9 @@ import (
 
 // Ledger implements freshen.Ledger on a SQLite file.
 type Ledger struct {
-	db  *sql.DB
-	now func() time.Time
+	db   *sql.DB
+	path string
+	now  func() time.Time
 }
 
 var (
@@ -94,7 +95,7 @@ func Open(ctx context.Context, path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Ledger{db: db, now: time.Now}, nil
+	return &Ledger{db: db, path: path, now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -103,13 +104,13 @@ func (l *Ledger) Close() error { return l.db.Close() }
 func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return sqlitedb.NoSpace(err, l.path)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return sqlitedb.NoSpace(err, l.path)
 	}
-	return tx.Commit()
+	return sqlitedb.NoSpace(tx.Commit(), l.path)
 }
 
 func nanos(t time.Time) int64 {
@@ -233,7 +234,7 @@ func (l *Ledger) Extend(ctx context.Context, ls *freshen.Lease, ttl time.Duratio
 	until := l.now().Add(ttl)
 	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`,
 		nanos(until), ls.Bucket, ls.Key, ls.Token)
-	if err := fenced("extend", ls.Key, res, err); err != nil {
+	if err := l.fenced("extend", ls.Key, res, err); err != nil {
 		return err
 	}
 	ls.Expires = until
@@ -242,13 +243,13 @@ func (l *Ledger) Extend(ctx context.Context, ls *freshen.Lease, ttl time.Duratio
 
 // fenced turns the result of an UPDATE guarded by a lease token into
 // ErrLeaseLost when it matched no row.
-func fenced(op, key string, res sql.Result, err error) error {
+func (l *Ledger) fenced(op, key string, res sql.Result, err error) error {
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: %s %s: %w", op, key, err)
+		return fmt.Errorf("sqlite: %s %s: %w", op, key, sqlitedb.NoSpace(err, l.path))
 	}
 	if n == 0 {
 		return freshen.ErrLeaseLost
@@ -799,7 +800,7 @@ func (l *Ledger) Queued(ctx context.Context, bucket, key string) (bool, error) {
 func (l *Ledger) Release(ctx context.Context, ls freshen.Lease) error {
 	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0
 		WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`, ls.Bucket, ls.Key, ls.Token)
-	return fenced("release", ls.Key, res, err)
+	return l.fenced("release", ls.Key, res, err)
 }
 
 // ReleaseAll frees every lease at once. It is not part of freshen.Queue:
