@@ -50,7 +50,11 @@ CREATE TABLE IF NOT EXISTS queue (
 	vanished INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS queue_ready ON queue (not_before, first_seen);
+-- Lease walks the queue in first_seen order and stops after max ready
+-- rows; an index led by not_before made it read and sort the whole queue
+-- on every lease (quadratic under a flood of events).
+DROP INDEX IF EXISTS queue_ready;
+CREATE INDEX IF NOT EXISTS queue_order ON queue (first_seen, bucket, key);
 CREATE TABLE IF NOT EXISTS intents (
 	bucket TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, op TEXT NOT NULL,
 	PRIMARY KEY (bucket, key, id, op)
