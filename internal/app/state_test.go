@@ -2,48 +2,28 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/memsource"
+	"github.com/freshen-io/freshen/internal/testenv"
 )
-
-// countingEmbedder makes deterministic vectors and counts texts.
-type countingEmbedder struct{ texts atomic.Int64 }
-
-func (e *countingEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "test/hash", Dim: 8} }
-
-func (e *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	e.texts.Add(int64(len(texts)))
-	out := make([][]float32, len(texts))
-	for i, t := range texts {
-		h := sha256.Sum256([]byte(t))
-		v := make([]float32, 8)
-		for j := range v {
-			v[j] = float32(h[j]) - 127.5
-		}
-		out[i] = v
-	}
-	return out, nil
-}
 
 type stateBundle struct {
 	cfg config.Config
 	src *memsource.Source
-	emb *countingEmbedder
+	emb *testenv.HashEmbedder
 }
 
 func newStateBundle(t *testing.T) *stateBundle {
 	cfg := config.Default()
 	cfg.Source.Bucket, cfg.DataDir = "docs", t.TempDir()
-	b := &stateBundle{cfg: cfg, src: memsource.New("docs"), emb: &countingEmbedder{}}
+	b := &stateBundle{cfg: cfg, src: memsource.New("docs"), emb: &testenv.HashEmbedder{}}
 	for i := 0; i < 6; i++ {
 		b.src.Put(fmt.Sprintf("doc-%d.md", i), "text/markdown",
 			[]byte(fmt.Sprintf("# Doc %d\n\nParagraph %d about harbors and lanterns.\n\nAnother paragraph %d about bridges.\n", i, i, i)))
@@ -135,7 +115,7 @@ func TestLostIndexIsRebuiltWithoutEmbedding(t *testing.T) {
 	for _, f := range []string{"index.db-wal", "index.db-shm"} {
 		os.Remove(filepath.Join(b.cfg.DataDir, f))
 	}
-	before := b.emb.texts.Load()
+	before := b.emb.Texts.Load()
 	a = b.open(t)
 	defer a.Close()
 	rep := b.sync(t, a)
@@ -143,7 +123,7 @@ func TestLostIndexIsRebuiltWithoutEmbedding(t *testing.T) {
 		t.Fatalf("report = %+v", rep)
 	}
 	b.exact(t, a, 6)
-	if n := b.emb.texts.Load() - before; n != 0 {
+	if n := b.emb.Texts.Load() - before; n != 0 {
 		t.Fatalf("rebuilding the index embedded %d texts, want 0", n)
 	}
 }
@@ -160,7 +140,7 @@ func TestLostLedgerReusesTheIndex(t *testing.T) {
 		os.Remove(filepath.Join(b.cfg.DataDir, f))
 	}
 	b.src.Delete("doc-0.md") // while the ledger was gone
-	before := b.emb.texts.Load()
+	before := b.emb.Texts.Load()
 	a = b.open(t)
 	defer a.Close()
 	rep := b.sync(t, a)
@@ -168,7 +148,7 @@ func TestLostLedgerReusesTheIndex(t *testing.T) {
 		t.Fatalf("report = %+v", rep)
 	}
 	b.exact(t, a, 5)
-	if n := b.emb.texts.Load() - before; n != 0 {
+	if n := b.emb.Texts.Load() - before; n != 0 {
 		t.Fatalf("rebuilding the ledger embedded %d texts, want 0", n)
 	}
 	// And the pair agrees now.

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/memsource"
@@ -25,24 +23,6 @@ import (
 // TestMain fails the package if any goroutine outlives its test: Run
 // must stop every service it started before it returns.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// hashEmbedder makes deterministic 16-d vectors from text.
-type hashEmbedder struct{}
-
-func (hashEmbedder) Model() freshen.ModelInfo { return freshen.ModelInfo{Name: "test/hash", Dim: 16} }
-
-func (hashEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, len(texts))
-	for i, t := range texts {
-		h := sha256.Sum256([]byte(strings.ToLower(t)))
-		v := make([]float32, 16)
-		for j := range v {
-			v[j] = float32(h[j]) - 127.5
-		}
-		out[i] = v
-	}
-	return out, nil
-}
 
 type testBundle struct {
 	src    *memsource.Source
@@ -64,7 +44,7 @@ func setupAt(t *testing.T, dir string) *testBundle {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ReconcileInterval = config.Duration(time.Hour)
 	b := &testBundle{src: memsource.New("docs"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
-	a, err := app.Open(context.Background(), cfg, app.Options{Source: b.src, Embedder: hashEmbedder{}, Exclusive: true})
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: b.src, Embedder: &testenv.HashEmbedder{Dimension: 16}, Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +145,7 @@ func TestListenFailureStopsWhatStarted(t *testing.T) {
 	b := setup(t)
 	cfg := config.Default()
 	cfg.Source.Bucket, cfg.DataDir, cfg.Listen = "docs", t.TempDir(), strings.TrimPrefix(b.base, "http://")
-	a, err := app.Open(context.Background(), cfg, app.Options{Source: memsource.New("docs"), Embedder: hashEmbedder{}, Exclusive: true})
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: memsource.New("docs"), Embedder: &testenv.HashEmbedder{Dimension: 16}, Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +161,7 @@ func TestListenFailureStopsWhatStarted(t *testing.T) {
 func TestRefusesExposureWithoutTokens(t *testing.T) {
 	cfg := config.Default()
 	cfg.Source.Bucket, cfg.DataDir, cfg.Listen = "docs", t.TempDir(), "0.0.0.0:0"
-	a, err := app.Open(context.Background(), cfg, app.Options{Source: memsource.New("docs"), Embedder: hashEmbedder{}, Exclusive: true})
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: memsource.New("docs"), Embedder: &testenv.HashEmbedder{Dimension: 16}, Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
