@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -178,4 +180,55 @@ func TestMassDeleteBreaker(t *testing.T) {
 		t.Fatalf("after --allow-mass-delete the index still has %d chunks", len(rows))
 	}
 	b.assertExact()
+}
+
+// TestLostDatabasesAreRepaired: an index.db truncated to nothing, then a
+// ledger lost with its volume, are noticed by the next sync and repaired
+// with the real binary and a real S3 server: the index is exact again,
+// objects deleted meanwhile are not searchable, and nothing is embedded
+// again.
+func TestLostDatabasesAreRepaired(t *testing.T) {
+	b := setup(t, "")
+	for i := 0; i < 6; i++ {
+		b.put(fmt.Sprintf("kb/doc-%d.md", i), "text/markdown", []byte(markdownDoc(int64(700+i), 2, 3)))
+	}
+	b.sync()
+	b.assertExact()
+	lose := func(name string) {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			p := filepath.Join(b.data, name+suffix)
+			if suffix == "" {
+				if err := os.Truncate(p, 0); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			os.Remove(p)
+		}
+	}
+	lose("index.db")
+	sum := b.sync()
+	if msg, _ := sum["repaired"].(string); !strings.Contains(msg, "index is empty") {
+		t.Errorf("sync did not report the lost index: %v", sum)
+	}
+	if sum["chunks_embedded"].(float64) != 0 {
+		t.Errorf("rebuilding the index embedded %v chunks", sum["chunks_embedded"])
+	}
+	b.assertExact()
+
+	lose("ledger.db")
+	testenv.Delete(t, b.client, b.bucket, "kb/doc-0.md") // gone while the ledger was lost
+	sum = b.sync()
+	if msg, _ := sum["repaired"].(string); !strings.Contains(msg, "ledger is empty") {
+		t.Errorf("sync did not report the lost ledger: %v", sum)
+	}
+	if sum["chunks_embedded"].(float64) != 0 {
+		t.Errorf("rebuilding the ledger embedded %v chunks", sum["chunks_embedded"])
+	}
+	rows := b.assertExact()
+	for _, r := range rows {
+		if r.Key == "kb/doc-0.md" {
+			t.Fatal("a deleted object is still in the index")
+		}
+	}
 }
