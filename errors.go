@@ -72,7 +72,7 @@ func RetryAfter(err error) (time.Duration, bool) {
 // IsNotAttempt reports whether err says nothing about the key itself, so
 // the failure must not count against its retry budget.
 func IsNotAttempt(err error) bool {
-	return errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrLeaseLost)
+	return errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrUnavailable)
 }
 
 // ErrDimension reports a vector whose length is not the model's
@@ -91,3 +91,19 @@ func CheckDim(v []float32, dim int) error {
 // database's quota) is full. It is retryable, but not by retrying at
 // once: callers pause until space returns, and say so.
 var ErrNoSpace = errors.New("no space left")
+
+// Provider errors. Embedder clients wrap them (with Retryable or
+// Permanent as fits) so that decorators and the pipeline act on the
+// class, never on a provider's message.
+var (
+	// ErrRateLimited: the provider asked to slow down (HTTP 429, a
+	// throttling exception). Retryable; RetryAfter says when, if known.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrUnavailable: the provider is down, or a circuit breaker in front
+	// of it is open. The work waits; it is not an attempt (IsNotAttempt),
+	// so nothing is parked as failed because a provider is down.
+	ErrUnavailable = errors.New("embedder unavailable")
+	// ErrBatchTooLarge: a request exceeded a per-request cap (inputs,
+	// tokens). Retrying it whole fails again; splitting it may not.
+	ErrBatchTooLarge = errors.New("batch too large for one request")
+)

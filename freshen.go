@@ -66,3 +66,11 @@ func CountTokens(e Embedder, text string) int {
 	}
 	return (len(text) + 3) / 4
 }
+
+// QueryEmbedder is implemented by embedders whose model embeds search
+// queries differently from documents (Cohere's input_type, instruction-
+// tuned models). Search uses it when available, and Embed otherwise.
+type QueryEmbedder interface {
+	// EmbedQuery embeds one query, cut to the model's window if longer.
+	EmbedQuery(ctx context.Context, query string) ([]float32, error)
+}
