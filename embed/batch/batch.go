@@ -94,6 +94,20 @@ func (b *Embedder) Model() freshen.ModelInfo { return b.inner.Model() }
 // CountTokens forwards to the inner embedder's own measure, if it has one.
 func (b *Embedder) CountTokens(text string) int { return freshen.CountTokens(b.inner, text) }
 
+// EmbedQuery implements freshen.QueryEmbedder: a query goes straight to
+// the inner embedder's query side when it has one (it is not merged with
+// documents, whose input type differs), else through Embed.
+func (b *Embedder) EmbedQuery(ctx context.Context, query string) ([]float32, error) {
+	if q, ok := b.inner.(freshen.QueryEmbedder); ok {
+		return q.EmbedQuery(ctx, query)
+	}
+	vecs, err := b.Embed(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	return vecs[0], nil
+}
+
 // Embed implements freshen.Embedder. After Close it fails with ErrClosed.
 func (b *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	if !b.enter(len(texts) > 0 && len(texts) < b.cfg.MaxTexts) {

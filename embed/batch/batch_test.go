@@ -418,3 +418,25 @@ func TestMergedCallStopsWhenEveryCallerLeft(t *testing.T) {
 		t.Fatalf("the remaining caller: %v", err)
 	}
 }
+
+// queryFake has a query side that differs from its document side.
+type queryFake struct{ fake }
+
+func (q *queryFake) EmbedQuery(ctx context.Context, query string) ([]float32, error) {
+	return []float32{-1}, nil
+}
+
+// TestQueriesUseTheQuerySide: a query reaches the inner embedder's query
+// side, not a merged document batch.
+func TestQueriesUseTheQuerySide(t *testing.T) {
+	q := &queryFake{}
+	b := setup(t, q, Config{})
+	v, err := b.EmbedQuery(context.Background(), "t5")
+	if err != nil || len(v) != 1 || v[0] != -1 {
+		t.Fatalf("EmbedQuery = %v, %v; want the query side's vector", v, err)
+	}
+	plain := setup(t, &fake{}, Config{})
+	if v, err := plain.EmbedQuery(context.Background(), "t5"); err != nil || v[0] != 5 {
+		t.Fatalf("without a query side: %v, %v", v, err)
+	}
+}

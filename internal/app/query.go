@@ -37,14 +37,14 @@ func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([
 	if strings.TrimSpace(query) == "" {
 		return nil, ErrEmptyQuery
 	}
-	vecs, err := a.Embedder.Embed(ctx, []string{queryWindow(a.Embedder, query)})
+	vec, err := a.embedQuery(ctx, queryWindow(a.Embedder, query))
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vecs[0], K: k, Prefix: prefix})
+	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vec, K: k, Prefix: prefix})
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +112,19 @@ func runeEnd(s string, i int) int {
 		i++
 	}
 	return i
+}
+
+// embedQuery embeds a search query with the model's query side where it
+// has one (Cohere's search_query input type), else like a document.
+func (a *App) embedQuery(ctx context.Context, query string) ([]float32, error) {
+	if q, ok := a.Embedder.(freshen.QueryEmbedder); ok {
+		return q.EmbedQuery(ctx, query)
+	}
+	vecs, err := a.Embedder.Embed(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	return vecs[0], nil
 }
 
 // Status is `freshen status --json` (and the HTTP API's /v1/status).
