@@ -87,9 +87,46 @@ type IndexConfig struct {
 
 // EmbedderConfig chooses the embedding model.
 type EmbedderConfig struct {
-	// Type is "builtin": Universal Sentence Encoder Lite in pure Go.
-	Type  string      `yaml:"type"`
-	Batch BatchConfig `yaml:"batch"`
+	// Type is "builtin" (Universal Sentence Encoder Lite in pure Go, the
+	// default), "openai" (OpenAI and compatible servers: Azure OpenAI,
+	// Ollama, vLLM, TEI, LiteLLM) or "bedrock" (Amazon Bedrock: Titan
+	// Text Embeddings v2, Cohere Embed v3/v4).
+	Type string `yaml:"type"`
+	// Model is the provider's model name, e.g. text-embedding-3-small or
+	// amazon.titan-embed-text-v2:0.
+	Model string `yaml:"model"`
+	// BaseURL is the OpenAI-compatible API's base (default OpenAI's).
+	BaseURL string `yaml:"base-url"`
+	// Dimensions asks the model for shorter vectors (text-embedding-3,
+	// Titan v2, Cohere v4); 0 is the model's default.
+	Dimensions int `yaml:"dimensions"`
+	// Dim and MaxTokens describe a model freshen does not know (a
+	// compatible server's): its vector length and context in tokens.
+	Dim       int `yaml:"dim"`
+	MaxTokens int `yaml:"max-tokens"`
+	// Truncate cuts inputs longer than the model's context instead of
+	// embedding them as the mean of their windows.
+	Truncate bool `yaml:"truncate"`
+	// APIKeyEnv names the environment variable holding the API key
+	// (default OPENAI_API_KEY); the key itself is never in the file.
+	APIKeyEnv string `yaml:"api-key-env"`
+	// Azure sends the key as Azure OpenAI's api-key header.
+	Azure bool `yaml:"azure"`
+	// Region and Endpoint locate Bedrock (default: the AWS chain's
+	// region and AWS's endpoint).
+	Region   string `yaml:"region"`
+	Endpoint string `yaml:"endpoint"`
+	// Timeout bounds one request to the provider.
+	Timeout Duration `yaml:"timeout"`
+	// RPM and TPM pace requests and tokens per minute (0: no limit, and
+	// the provider's 429s pace it); MaxConcurrency caps requests in
+	// flight.
+	RPM            int `yaml:"rpm"`
+	TPM            int `yaml:"tpm"`
+	MaxConcurrency int `yaml:"max-concurrency"`
+	// PricePerMillionTokens turns tokens into money in status and metrics.
+	PricePerMillionTokens float64     `yaml:"price-per-million-tokens"`
+	Batch                 BatchConfig `yaml:"batch"`
 }
 
 // BatchConfig tunes the micro-batcher that merges the workers' embedding
@@ -199,9 +236,10 @@ func Default() Config {
 		Source:            SourceConfig{Region: ""},
 		Ledger:            LedgerConfig{Type: "sqlite"},
 		Index:             IndexConfig{Type: "embedded"},
-		Embedder:          EmbedderConfig{Type: "builtin", Batch: BatchConfig{MaxTexts: 64, MaxWait: Duration(2 * time.Millisecond)}},
-		Feeds:             StringList{"webhook"},
-		Webhook:           WebhookConfig{SNSVerify: true},
+		Embedder: EmbedderConfig{Type: "builtin", APIKeyEnv: "OPENAI_API_KEY", Timeout: Duration(time.Minute),
+			Batch: BatchConfig{MaxTexts: 64, MaxWait: Duration(2 * time.Millisecond)}},
+		Feeds:   StringList{"webhook"},
+		Webhook: WebhookConfig{SNSVerify: true},
 	}
 }
 
@@ -317,6 +355,20 @@ func (c Config) Validate() error {
 		oneOf(fmt.Sprintf("feeds[%d]", i), f, FeedTypes)
 		if slices.Contains(c.Feeds[:i], f) {
 			add("feeds lists %q twice", f)
+		}
+	}
+	if e := c.Embedder; e.Type != "builtin" && e.Type != "" {
+		if e.Model == "" {
+			add("embedder.model is required for embedder.type %s (e.g. %s)", e.Type, map[string]string{"openai": "text-embedding-3-small", "bedrock": "amazon.titan-embed-text-v2:0"}[e.Type])
+		}
+		if e.Dimensions < 0 || e.Dim < 0 || e.MaxTokens < 0 || e.RPM < 0 || e.TPM < 0 || e.MaxConcurrency < 0 || e.PricePerMillionTokens < 0 {
+			add("embedder: dimensions, dim, max-tokens, rpm, tpm, max-concurrency and price-per-million-tokens must not be negative")
+		}
+		if u := e.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			add("embedder.base-url %q must start with http:// or https://", u)
+		}
+		if e.Timeout < Duration(time.Second) {
+			add("embedder.timeout = %s: want at least 1s", e.Timeout)
 		}
 	}
 	if b := c.Embedder.Batch; b.MaxTexts < 1 || b.MaxTexts > 4096 || b.MaxWait < 0 || b.MaxWait > Duration(time.Second) || b.Parallel < 0 {
