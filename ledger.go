@@ -115,6 +115,9 @@ type Counters struct {
 	ChunksReused   int64 `json:"chunks_reused"`
 	TokensEmbedded int64 `json:"tokens_embedded"`
 	CharsEmbedded  int64 `json:"chars_embedded"`
+	// TokensToday is the part of TokensEmbedded since midnight UTC, by
+	// the ledger's clock (read only: adding to it does nothing).
+	TokensToday int64 `json:"tokens_today"`
 }
 
 // Summary is the ledger's totals.

@@ -129,20 +129,25 @@ func (a *App) embedQuery(ctx context.Context, query string) ([]float32, error) {
 
 // Status is `freshen status --json` (and the HTTP API's /v1/status).
 type Status struct {
-	Objects        int         `json:"objects"`
-	Chunks         int         `json:"chunks"`
-	ChunksEmbedded int64       `json:"chunks_embedded"`
-	ChunksReused   int64       `json:"chunks_reused"`
-	TokensEmbedded int64       `json:"tokens_embedded"`
-	CharsEmbedded  int64       `json:"chars_embedded"`
-	Backlog        int         `json:"backlog"`
-	OldestPending  *time.Time  `json:"oldest_pending,omitempty"`
-	SkippedTotal   int         `json:"skipped_total"`
-	FailedTotal    int         `json:"failed_total"`
-	Skipped        []KeyReason `json:"skipped"`
-	Failed         []KeyReason `json:"failed"`
-	Model          string      `json:"model"`
-	Chunker        string      `json:"chunker"`
+	Objects        int   `json:"objects"`
+	Chunks         int   `json:"chunks"`
+	ChunksEmbedded int64 `json:"chunks_embedded"`
+	ChunksReused   int64 `json:"chunks_reused"`
+	TokensEmbedded int64 `json:"tokens_embedded"`
+	CharsEmbedded  int64 `json:"chars_embedded"`
+	// TokensToday are the tokens embedded since midnight UTC; USDSpent and
+	// USDToday price them with embedder.price-per-million-tokens.
+	TokensToday   int64       `json:"tokens_today"`
+	USDSpent      float64     `json:"usd_spent"`
+	USDToday      float64     `json:"usd_today"`
+	Backlog       int         `json:"backlog"`
+	OldestPending *time.Time  `json:"oldest_pending,omitempty"`
+	SkippedTotal  int         `json:"skipped_total"`
+	FailedTotal   int         `json:"failed_total"`
+	Skipped       []KeyReason `json:"skipped"`
+	Failed        []KeyReason `json:"failed"`
+	Model         string      `json:"model"`
+	Chunker       string      `json:"chunker"`
 	// Problem says why the service cannot make progress now (a full
 	// disk), when it cannot.
 	Problem string `json:"problem,omitempty"`
@@ -165,8 +170,10 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return s, err
 	}
+	price := a.Config.Embedder.PricePerMillionTokens / 1e6
 	s = Status{Objects: sum.Indexed, Chunks: sum.Chunks, ChunksEmbedded: c.ChunksEmbedded, ChunksReused: c.ChunksReused,
-		TokensEmbedded: c.TokensEmbedded, CharsEmbedded: c.CharsEmbedded, Backlog: n, SkippedTotal: sum.Skipped, FailedTotal: sum.Failed,
+		TokensEmbedded: c.TokensEmbedded, CharsEmbedded: c.CharsEmbedded, Backlog: n,
+		TokensToday: c.TokensToday, USDSpent: float64(c.TokensEmbedded) * price, USDToday: float64(c.TokensToday) * price, SkippedTotal: sum.Skipped, FailedTotal: sum.Failed,
 		Skipped: []KeyReason{}, Failed: []KeyReason{}, Model: a.Embedder.Model().Name, Chunker: a.Chunker.Version()}
 	if !oldest.IsZero() {
 		s.OldestPending = &oldest

@@ -157,3 +157,24 @@ func TestLostLedgerReusesTheIndex(t *testing.T) {
 		t.Fatalf("after the repair: %+v, %v", rep, err)
 	}
 }
+
+// TestStatusPricesTheTokens: status reports lifetime and today's tokens
+// and what they cost at the configured price.
+func TestStatusPricesTheTokens(t *testing.T) {
+	b := newStateBundle(t)
+	b.cfg.Embedder.PricePerMillionTokens = 0.02
+	a := b.open(t)
+	defer a.Close()
+	b.sync(t, a)
+	st, err := a.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TokensEmbedded == 0 || st.TokensToday != st.TokensEmbedded {
+		t.Fatalf("tokens = %d, today %d", st.TokensEmbedded, st.TokensToday)
+	}
+	want := float64(st.TokensEmbedded) * 0.02 / 1e6
+	if st.USDSpent != want || st.USDToday != want {
+		t.Fatalf("usd = %v, today %v; want %v", st.USDSpent, st.USDToday, want)
+	}
+}

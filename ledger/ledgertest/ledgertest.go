@@ -426,7 +426,7 @@ func tCompleteReplacesChunksAtomically(t *testing.T, newLedger NewLedger) {
 		t.Fatalf("summary = %+v", s)
 	}
 	c, _ := l.Counters(ctx)
-	if c != (freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120}) {
+	if c != (freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120, TokensToday: 30}) {
 		t.Fatalf("counters = %+v", c)
 	}
 	// Deleting the object removes its row and chunks.
@@ -513,7 +513,17 @@ func tObjectsInKeyOrderWithPrefixAndPaging(t *testing.T, newLedger NewLedger) {
 
 func tEmbeddingCache(t *testing.T, newLedger NewLedger) {
 	ctx := context.Background()
-	l := newLedger(t, time.Now)
+	b := &bundle{now: time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	defer func() {
+		// Tokens of today roll over at midnight UTC; the lifetime sum stays.
+		must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h9": {9, 9}}, freshen.Counters{ChunksEmbedded: 1, TokensEmbedded: 5}))
+		b.now = b.now.Add(2 * time.Hour)
+		must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h8": {8, 8}}, freshen.Counters{ChunksEmbedded: 1, TokensEmbedded: 7}))
+		if c, _ := l.Counters(ctx); c.TokensEmbedded != 21 || c.TokensToday != 7 {
+			t.Fatalf("after midnight: %+v, want 21 tokens in all and 7 today", c)
+		}
+	}()
 	must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h1": {1, 2}, "h2": {3, 4}}, freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 9}))
 	if c, _ := l.Counters(ctx); c.ChunksEmbedded != 2 || c.TokensEmbedded != 9 {
 		t.Fatalf("counters = %+v, want the cached work counted", c)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -294,7 +295,7 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 		if _, err := tx.ExecContext(ctx, `DELETE FROM intents WHERE bucket = ? AND key = ?`, ls.Bucket, ls.Key); err != nil {
 			return err
 		}
-		if err := addCounters(ctx, tx, c.Work); err != nil {
+		if err := addCounters(ctx, tx, c.Work, now); err != nil {
 			return err
 		}
 		if gen == ls.Generation {
@@ -706,7 +707,7 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 				return err
 			}
 		}
-		return addCounters(ctx, tx, work)
+		return addCounters(ctx, tx, work, l.now())
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: cache embeddings: %w", err)
@@ -716,13 +717,17 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 
 var counterNames = []string{"chunks_embedded", "chunks_reused", "tokens_embedded", "chars_embedded"}
 
-func addCounters(ctx context.Context, tx *sql.Tx, c freshen.Counters) error {
-	for i, v := range []int64{c.ChunksEmbedded, c.ChunksReused, c.TokensEmbedded, c.CharsEmbedded} {
+// dayCounter names the counter of tokens embedded on now's UTC day.
+func dayCounter(now time.Time) string { return "tokens_embedded@" + now.UTC().Format("2006-01-02") }
+
+func addCounters(ctx context.Context, tx *sql.Tx, c freshen.Counters, now time.Time) error {
+	names := append(slices.Clone(counterNames), dayCounter(now))
+	for i, v := range []int64{c.ChunksEmbedded, c.ChunksReused, c.TokensEmbedded, c.CharsEmbedded, c.TokensEmbedded} {
 		if v == 0 {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, counterNames[i], v); err != nil {
+			ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, names[i], v); err != nil {
 			return err
 		}
 	}
@@ -737,6 +742,7 @@ func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 	}
 	defer rows.Close()
 	var c freshen.Counters
+	today := dayCounter(l.now())
 	for rows.Next() {
 		var name string
 		var v int64
@@ -752,6 +758,8 @@ func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 			c.TokensEmbedded = v
 		case "chars_embedded":
 			c.CharsEmbedded = v
+		case today:
+			c.TokensToday = v
 		}
 	}
 	return c, rows.Err()
