@@ -165,7 +165,9 @@ type KeyState struct {
 //     return.
 //   - Lease hands each key to one caller at a time, with a new fencing
 //     token, until the lease expires; it never returns a key whose retry
-//     time has not come.
+//     time has not come. Keys announced by events (any origin but
+//     "reconcile" and "recovery") are leased before the others, each
+//     group oldest first, so a backfill never delays a fresh edit.
 //   - Extend, Release and Fail (and Complete and BeginIntent) fail with
 //     ErrLeaseLost for any lease but the key's current one; nothing
 //     changes then. An expired lease that nobody took over is still the

@@ -26,6 +26,7 @@ func Run(t *testing.T, newLedger NewLedger) {
 	t.Run("Queue", func(t *testing.T) {
 		t.Run("Coalesces", func(t *testing.T) { tQueueCoalesces(t, newLedger) })
 		t.Run("VanishedOnlyWhileEveryChangeIs", func(t *testing.T) { tVanishedOnlyWhileEveryChangeIs(t, newLedger) })
+		t.Run("EventsBeforeBacklog", func(t *testing.T) { tEventsBeforeBacklog(t, newLedger) })
 		t.Run("ChangeDuringProcessingStaysQueued", func(t *testing.T) { tChangeDuringProcessingStaysQueued(t, newLedger) })
 		t.Run("FailBacksOffThenParks", func(t *testing.T) { tFailBacksOffThenParks(t, newLedger) })
 		t.Run("PermanentFailureParksAtOnce", func(t *testing.T) { tPermanentFailureParksAtOnce(t, newLedger) })
@@ -125,6 +126,25 @@ func tVanishedOnlyWhileEveryChangeIs(t *testing.T, newLedger NewLedger) {
 	}
 	if !got["listing-only"] || got["then-event"] || got["event-then"] || len(got) != 3 {
 		t.Fatalf("Vanished by key = %v; want only listing-only", got)
+	}
+}
+
+func tEventsBeforeBacklog(t *testing.T, newLedger NewLedger) {
+	b := &bundle{now: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	l := newLedger(t, func() time.Time { return b.now })
+	var backlog []freshen.Change
+	for i := 0; i < 50; i++ {
+		c := change(fmt.Sprintf("backfill/%02d", i), b.now.Add(-time.Hour))
+		c.Origin = "reconcile"
+		backlog = append(backlog, c)
+	}
+	mustEnqueue(t, l, backlog)
+	mustEnqueue(t, l, []freshen.Change{change("fresh-edit", b.now)})
+	// A backlog key that an event also announces is fresh too.
+	mustEnqueue(t, l, []freshen.Change{change("backfill/42", b.now)})
+	got := lease(t, l, "w", 3, time.Minute)
+	if len(got) != 3 || got[0].Key != "backfill/42" || got[1].Key != "fresh-edit" || got[2].Key != "backfill/00" {
+		t.Fatalf("leased %v; want the announced keys first, then the oldest backlog", got)
 	}
 }
 

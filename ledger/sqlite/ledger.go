@@ -49,13 +49,14 @@ CREATE TABLE IF NOT EXISTS queue (
 	origin TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',
 	lease_token INTEGER NOT NULL DEFAULT 0,
 	vanished INTEGER NOT NULL DEFAULT 0,
+	lane INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 -- Lease walks the queue in first_seen order and stops after max ready
 -- rows; an index led by not_before made it read and sort the whole queue
 -- on every lease (quadratic under a flood of events).
 DROP INDEX IF EXISTS queue_ready;
-CREATE INDEX IF NOT EXISTS queue_order ON queue (first_seen, bucket, key);
+DROP INDEX IF EXISTS queue_order;
 CREATE TABLE IF NOT EXISTS intents (
 	bucket TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, op TEXT NOT NULL,
 	PRIMARY KEY (bucket, key, id, op)
@@ -75,7 +76,7 @@ DROP TABLE IF EXISTS sequencers;
 
 // migrate brings a ledger written by an earlier version up to schema.
 func migrate(ctx context.Context, db *sql.DB) error {
-	for _, col := range []string{"lease_token", "vanished"} {
+	for _, col := range []string{"lease_token", "vanished", "lane"} {
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('queue') WHERE name = ?`, col).Scan(&n); err != nil {
 			return err
@@ -86,7 +87,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			}
 		}
 	}
-	return nil
+	// Fresh changes (lane 0) are leased before backlog (lane 1), each
+	// lane in first_seen order; the index matches the lease query, which
+	// stops after max ready rows.
+	_, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS queue_lanes ON queue (lane, first_seen, bucket, key)`)
+	return err
 }
 
 // Open opens (creating if needed) the ledger at path.
@@ -144,13 +149,14 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 	added := 0
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		up, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin, vanished)
-			VALUES (?, ?, ?, 1, ?, ?)
+		up, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin, vanished, lane)
+			VALUES (?, ?, ?, 1, ?, ?, ?)
 			ON CONFLICT (bucket, key) DO UPDATE SET
 				first_seen = min(first_seen, excluded.first_seen),
 				generation = generation + 1,
 				not_before = min(not_before, ?),
-				vanished = vanished AND excluded.vanished
+				vanished = vanished AND excluded.vanished,
+				lane = min(lane, excluded.lane)
 			RETURNING generation`)
 		if err != nil {
 			return err
@@ -162,7 +168,7 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 				t = now
 			}
 			var gen int64
-			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, nanos(now)).Scan(&gen); err != nil {
+			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, lane(c), nanos(now)).Scan(&gen); err != nil {
 				return fmt.Errorf("sqlite: enqueue %s: %w", c.Key, err)
 			}
 			if gen == 1 {
@@ -174,6 +180,17 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 	return added, err
 }
 
+// lane is a change's priority: what an event announced (a fresh edit,
+// lane 0) goes before what the reconciler found or a backfill queued
+// (lane 1), so a large backfill never delays a fresh edit.
+func lane(c freshen.Change) int {
+	switch c.Origin {
+	case "reconcile", "recovery":
+		return 1
+	}
+	return 0
+}
+
 // Lease implements freshen.Queue: the oldest ready keys whose lease is
 // free or expired, each with a new fencing token.
 func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Lease, error) {
@@ -183,7 +200,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin, vanished FROM queue
-			WHERE not_before <= ? AND lease_until <= ? ORDER BY first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), p.Max)
+			WHERE not_before <= ? AND lease_until <= ? ORDER BY lane, first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), p.Max)
 		if err != nil {
 			return err
 		}
