@@ -72,7 +72,8 @@ func RetryAfter(err error) (time.Duration, bool) {
 // IsNotAttempt reports whether err says nothing about the key itself, so
 // the failure must not count against its retry budget.
 func IsNotAttempt(err error) bool {
-	return errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrUnavailable)
+	return errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, ErrBudgetSpent)
 }
 
 // ErrDimension reports a vector whose length is not the model's
@@ -106,4 +107,7 @@ var (
 	// ErrBatchTooLarge: a request exceeded a per-request cap (inputs,
 	// tokens). Retrying it whole fails again; splitting it may not.
 	ErrBatchTooLarge = errors.New("batch too large for one request")
+	// ErrBudgetSpent: the daily embedding budget is spent. The work waits
+	// for the next day (RetryAfter says how long); it is not an attempt.
+	ErrBudgetSpent = errors.New("daily embedding budget spent")
 )

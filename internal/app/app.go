@@ -36,7 +36,10 @@ type App struct {
 	// Health, when set (by `freshen run`), reports why the service
 	// cannot make progress now; Status shows it.
 	Health func() error
-	lock   *os.File
+	// BudgetSpent, when set (by `freshen run`), reports that today's
+	// embedding budget no longer fits a batch.
+	BudgetSpent func() error
+	lock        *os.File
 }
 
 // Options adjust Open.

@@ -151,6 +151,16 @@ type Status struct {
 	// Problem says why the service cannot make progress now (a full
 	// disk), when it cannot.
 	Problem string `json:"problem,omitempty"`
+	// Budget is today's embedding budget, when one is configured.
+	Budget *BudgetStatus `json:"budget,omitempty"`
+}
+
+// BudgetStatus is the state of today's embedding budget.
+type BudgetStatus struct {
+	TokensPerDay    int64     `json:"tokens_per_day"`
+	TokensRemaining int64     `json:"tokens_remaining"`
+	Spent           bool      `json:"spent"`
+	RenewsAt        time.Time `json:"renews_at"`
 }
 
 const statusListLimit = 100
@@ -177,6 +187,13 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 		Skipped: []KeyReason{}, Failed: []KeyReason{}, Model: a.Embedder.Model().Name, Chunker: a.Chunker.Version()}
 	if !oldest.IsZero() {
 		s.OldestPending = &oldest
+	}
+	if limit := a.Config.TokensPerDay(); limit > 0 {
+		now := time.Now().UTC()
+		s.Budget = &BudgetStatus{TokensPerDay: limit, TokensRemaining: max(limit-c.TokensToday, 0),
+			RenewsAt: time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)}
+		// Spent when a batch no longer fits (the pipeline says), or nothing is left.
+		s.Budget.Spent = s.Budget.TokensRemaining == 0 || (a.BudgetSpent != nil && a.BudgetSpent() != nil)
 	}
 	if a.Health != nil {
 		if err := a.Health(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/pipeline"
 	"github.com/freshen-io/freshen/internal/reconcile"
@@ -129,6 +130,10 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	if _, err := p.Drain(ctx); err != nil {
 		if ctx.Err() != nil {
 			return interrupted()
+		}
+		if errors.Is(err, freshen.ErrBudgetSpent) {
+			n, _, _ := a.Ledger.Backlog(ctx)
+			return fmt.Errorf("%v; %d keys stay queued for the next sync", err, n)
 		}
 		return noSpace(err, a.Config.DataDir)
 	}

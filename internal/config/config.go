@@ -59,6 +59,7 @@ type Config struct {
 	Limits     LimitsConfig     `yaml:"limits"`
 	MassDelete MassDeleteConfig `yaml:"mass-delete"`
 	Retry      RetryConfig      `yaml:"retry"`
+	Budget     BudgetConfig     `yaml:"budget"`
 	// ShutdownTimeout is how long `freshen run` lets in-flight objects
 	// finish at shutdown before it cancels them (they are redone later).
 	ShutdownTimeout Duration `yaml:"shutdown-timeout"`
@@ -149,6 +150,26 @@ type WebhookConfig struct {
 	SNSHosts StringList `yaml:"sns-hosts"`
 	// SNSTopics, if set, are the only topic ARNs accepted.
 	SNSTopics StringList `yaml:"sns-topics"`
+}
+
+// BudgetConfig caps what embedding may cost per UTC day; when it is
+// spent, changes wait (nothing is parked) until the day rolls over.
+type BudgetConfig struct {
+	TokensPerDay int64   `yaml:"tokens-per-day"`
+	USDPerDay    float64 `yaml:"usd-per-day"`
+}
+
+// TokensPerDay is the effective daily token budget (0: none): the lower
+// of budget.tokens-per-day and what budget.usd-per-day buys.
+func (c Config) TokensPerDay() int64 {
+	n := c.Budget.TokensPerDay
+	if p := c.Embedder.PricePerMillionTokens; c.Budget.USDPerDay > 0 && p > 0 {
+		byUSD := int64(c.Budget.USDPerDay / p * 1e6)
+		if n == 0 || byUSD < n {
+			n = max(byUSD, 1)
+		}
+	}
+	return n
 }
 
 // RetryConfig tunes retries of failing objects and the worker leases.
@@ -371,6 +392,12 @@ func (c Config) Validate() error {
 			add("embedder.timeout = %s: want at least 1s", e.Timeout)
 		}
 	}
+	if c.Budget.TokensPerDay < 0 || c.Budget.USDPerDay < 0 {
+		add("budget: tokens-per-day and usd-per-day must not be negative")
+	}
+	if c.Budget.USDPerDay > 0 && c.Embedder.PricePerMillionTokens <= 0 {
+		add("budget.usd-per-day needs embedder.price-per-million-tokens to turn tokens into money")
+	}
 	if b := c.Embedder.Batch; b.MaxTexts < 1 || b.MaxTexts > 4096 || b.MaxWait < 0 || b.MaxWait > Duration(time.Second) || b.Parallel < 0 {
 		add("embedder.batch: want max-texts 1..4096, max-wait 0..1s, parallel >= 0 (0: one per core); got %d, %s, %d", b.MaxTexts, b.MaxWait, b.Parallel)
 	}
@@ -461,16 +488,17 @@ func wholeNumbers(raw []byte, cfg *Config) error {
 // Pipeline is the worker pool's configuration.
 func (c Config) Pipeline() pipeline.Config {
 	return pipeline.Config{
-		Bucket:          c.Source.Bucket,
-		Workers:         c.Workers,
-		MaxObjectBytes:  int64(c.Limits.MaxObjectBytes),
-		MaxChunks:       c.Limits.MaxChunksPerObject,
-		MaxTokens:       c.Limits.MaxTokensPerObject,
-		MaxAttempts:     c.Limits.MaxAttempts,
-		LeaseTTL:        time.Duration(c.Retry.LeaseTTL),
-		Backoff:         time.Duration(c.Retry.Backoff),
-		MaxBackoff:      time.Duration(c.Retry.MaxBackoff),
-		ShutdownTimeout: time.Duration(c.ShutdownTimeout),
+		Bucket:             c.Source.Bucket,
+		Workers:            c.Workers,
+		MaxObjectBytes:     int64(c.Limits.MaxObjectBytes),
+		MaxChunks:          c.Limits.MaxChunksPerObject,
+		MaxTokens:          c.Limits.MaxTokensPerObject,
+		MaxAttempts:        c.Limits.MaxAttempts,
+		LeaseTTL:           time.Duration(c.Retry.LeaseTTL),
+		Backoff:            time.Duration(c.Retry.Backoff),
+		MaxBackoff:         time.Duration(c.Retry.MaxBackoff),
+		ShutdownTimeout:    time.Duration(c.ShutdownTimeout),
+		BudgetTokensPerDay: c.TokensPerDay(),
 	}
 }
 

@@ -161,3 +161,26 @@ func TestExposure(t *testing.T) {
 		}
 	}
 }
+
+func TestBudget(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want int64
+	}{
+		{"", 0},
+		{"budget: {tokens-per-day: 5000}\n", 5000},
+		{"embedder: {price-per-million-tokens: 0.02}\nbudget: {usd-per-day: 1}\n", 50_000_000},
+		{"embedder: {price-per-million-tokens: 0.02}\nbudget: {usd-per-day: 1, tokens-per-day: 1000}\n", 1000},
+	} {
+		cfg, err := Load(write(t, "source: {bucket: x}\n"+c.yaml), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if got := cfg.TokensPerDay(); got != c.want || cfg.Pipeline().BudgetTokensPerDay != c.want {
+			t.Errorf("%q: TokensPerDay = %d, want %d", c.yaml, got, c.want)
+		}
+	}
+	if _, err := Load(write(t, "source: {bucket: x}\nbudget: {usd-per-day: 1}\n"), nil); err == nil || !strings.Contains(err.Error(), "price-per-million-tokens") {
+		t.Fatalf("usd budget without a price: %v", err)
+	}
+}

@@ -88,7 +88,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	rec := &reconciler{r: a.Reconciler(sink), interval: time.Duration(cfg.ReconcileInterval), allow: cfg.MassDelete.Allow,
 		m: m, log: log, wake: p.Wake}
 	var stopping atomic.Bool
-	a.Health = p.Health
+	a.Health, a.BudgetSpent = p.Health, p.BudgetSpent
 	ready := func() error {
 		if stopping.Load() {
 			return errors.New("shutting down")

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/freshen-io/freshen"
 )
@@ -19,6 +20,9 @@ type embedCache struct {
 	led   freshen.EmbeddingCache
 	emb   freshen.Embedder
 	batch int
+	// budget is the most tokens to embed per UTC day (0: no limit).
+	budget int64
+	now    func() time.Time
 
 	mu       sync.Mutex
 	inflight map[freshen.ChunkHash]*call
@@ -33,7 +37,7 @@ type call struct {
 }
 
 func newEmbedCache(led freshen.EmbeddingCache, emb freshen.Embedder, batch int) *embedCache {
-	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}}
+	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}, now: time.Now}
 }
 
 // vectors returns a vector per distinct hash of chunks, the embedding work
@@ -79,7 +83,11 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 		for i, h := range part {
 			batch[i] = texts[h]
 		}
-		vecs, err := c.emb.Embed(ctx, batch)
+		err := c.spend(ctx, batch)
+		var vecs [][]float32
+		if err == nil {
+			vecs, err = c.emb.Embed(ctx, batch)
+		}
 		if err == nil && len(vecs) != len(batch) {
 			err = freshen.Permanent(fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(batch)))
 		}
@@ -172,3 +180,26 @@ func isCancel(err error) bool {
 }
 
 func (c *embedCache) countTokens(text string) int { return freshen.CountTokens(c.emb, text) }
+
+// spend checks that batch fits in what is left of today's budget: the
+// budget is never overrun by more than the estimate's error.
+func (c *embedCache) spend(ctx context.Context, batch []string) error {
+	if c.budget <= 0 {
+		return nil
+	}
+	var need int64
+	for _, t := range batch {
+		need += int64(c.countTokens(t))
+	}
+	counters, err := c.led.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	if counters.TokensToday+need <= c.budget {
+		return nil
+	}
+	now := c.now().UTC()
+	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return freshen.Retryable(fmt.Errorf("%w: %d of %d tokens used today, this batch needs %d; embedding resumes at %s",
+		freshen.ErrBudgetSpent, counters.TokensToday, c.budget, need, midnight.Format(time.RFC3339)), midnight.Sub(now))
+}

@@ -68,6 +68,9 @@ type Config struct {
 	EmbedBatch int
 	// Owner names this pool in its leases; empty picks a random name.
 	Owner string
+	// BudgetTokensPerDay stops embedding for the rest of the UTC day once
+	// that many tokens were embedded (0: no budget). Keys wait, uncounted.
+	BudgetTokensPerDay int64
 }
 
 // Defaults are the defaults of Config.
@@ -206,6 +209,23 @@ type Pipeline struct {
 
 	// full is set while the disk is full: since when, and the error.
 	full atomic.Pointer[fullState]
+	// budgetDay is the UTC day the budget was last found spent, and
+	// budgetErr the error that said so.
+	budgetDay atomic.Pointer[string]
+	budgetErr atomic.Pointer[error]
+}
+
+// BudgetSpent returns the error that paused embedding for the rest of
+// the UTC day, or nil while today's budget lasts.
+func (p *Pipeline) BudgetSpent() error {
+	day := p.budgetDay.Load()
+	if day == nil || *day != time.Now().UTC().Format("2006-01-02") {
+		return nil
+	}
+	if e := p.budgetErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 type fullState struct {
@@ -232,6 +252,15 @@ func (p *Pipeline) NoteWrite(err error) {
 		p.noteFull(err)
 	case err == nil:
 		p.noteProgress()
+	}
+}
+
+// noteBudget logs, once per day, that the budget is spent.
+func (p *Pipeline) noteBudget(err error) {
+	p.budgetErr.Store(&err)
+	day := time.Now().UTC().Format("2006-01-02")
+	if prev := p.budgetDay.Swap(&day); prev == nil || *prev != day {
+		p.log.Warn("daily embedding budget spent; changes wait until it renews", "err", err)
 	}
 }
 
@@ -262,8 +291,10 @@ func New(cfg Config, src freshen.Source, ext freshen.Extractor, chk freshen.Chun
 		rand.Read(b[:])
 		cfg.Owner = "worker-" + hex.EncodeToString(b[:])
 	}
-	return &Pipeline{cfg: cfg, src: src, ext: ext, chk: chk, emb: emb, idx: idx, led: led, log: log,
+	p := &Pipeline{cfg: cfg, src: src, ext: ext, chk: chk, emb: emb, idx: idx, led: led, log: log,
 		cache: newEmbedCache(led, emb, cfg.EmbedBatch), onDone: onDone, wake: make(chan struct{}, 1)}
+	p.cache.budget = cfg.BudgetTokensPerDay
+	return p
 }
 
 // Wake makes idle workers look for work at once instead of at their next
@@ -381,6 +412,10 @@ func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain
 	var full time.Duration // the current pause while the disk is full
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.BudgetSpent(); err != nil && drain {
+			// `freshen sync` stops and says so; the keys stay queued.
 			return err
 		}
 		n := p.cfg.Workers
@@ -573,7 +608,14 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		ferr = p.led.Release(ctx, ls)
 	case freshen.IsNotAttempt(err):
 		res.Outcome = OutcomeRequeued
-		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now().Add(p.cfg.Backoff), NotAttempt: true})
+		wait := p.cfg.Backoff
+		if after, ok := freshen.RetryAfter(err); ok && after > wait {
+			wait = after // a spent budget waits for the next day
+		}
+		if errors.Is(err, freshen.ErrBudgetSpent) {
+			p.noteBudget(err)
+		}
+		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now().Add(wait), NotAttempt: true})
 	case freshen.IsPermanent(err):
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now(), MaxAttempts: p.cfg.MaxAttempts, Permanent: true})
