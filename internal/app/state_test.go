@@ -178,3 +178,39 @@ func TestStatusPricesTheTokens(t *testing.T) {
 		t.Fatalf("usd = %v, today %v; want %v", st.USDSpent, st.USDToday, want)
 	}
 }
+
+// TestEstimateMatchesTheSync: estimate's tokens are what the following
+// sync spends, to the token, and an estimate after the sync is zero.
+func TestEstimateMatchesTheSync(t *testing.T) {
+	b := newStateBundle(t)
+	b.cfg.Embedder.PricePerMillionTokens = 0.02
+	b.cfg.Embedder.TPM = 1000
+	// A duplicate of another document's content is embedded once.
+	b.src.Put("copy.md", "text/markdown", []byte("# Doc 1\n\nParagraph 1 about harbors and lanterns.\n\nAnother paragraph 1 about bridges.\n"))
+	a := b.open(t)
+	defer a.Close()
+	ctx := context.Background()
+	est, err := a.Estimate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if est.Objects != 7 || est.Tokens == 0 {
+		t.Fatalf("estimate = %+v", est)
+	}
+	before := b.emb.Texts.Load()
+	b.sync(t, a)
+	st, _ := a.Status(ctx)
+	if st.TokensEmbedded != est.Tokens {
+		t.Fatalf("estimate %d tokens, the sync spent %d", est.Tokens, st.TokensEmbedded)
+	}
+	if want := float64(est.Tokens) * 0.02 / 1e6; est.USD != want || est.Seconds != float64(est.Tokens)/1000*60 {
+		t.Fatalf("estimate = %+v", est)
+	}
+	if b.emb.Texts.Load() == before {
+		t.Fatal("nothing was embedded")
+	}
+	again, err := a.Estimate(ctx)
+	if err != nil || again.Tokens != 0 || again.Objects != 0 {
+		t.Fatalf("estimate after the sync = %+v, %v", again, err)
+	}
+}

@@ -42,12 +42,13 @@ func (e usageError) Error() string { return e.msg }
 
 func commands() map[string]command {
 	return map[string]command{
-		"embed":  {"embed texts with the built-in model and print the vectors", runEmbed},
-		"run":    {"watch the bucket: S3 events, periodic reconciliation, workers and the HTTP API", runRun},
-		"sync":   {"reconcile the bucket with the index once, embedding only what changed", runSync},
-		"search": {"search the index", runSearch},
-		"status": {"show what is indexed, skipped, failed and pending", runStatus},
-		"config": {"config check: validate a configuration and explain mistakes", runConfig},
+		"embed":    {"embed texts with the built-in model and print the vectors", runEmbed},
+		"run":      {"watch the bucket: S3 events, periodic reconciliation, workers and the HTTP API", runRun},
+		"sync":     {"reconcile the bucket with the index once, embedding only what changed", runSync},
+		"search":   {"search the index", runSearch},
+		"status":   {"show what is indexed, skipped, failed and pending", runStatus},
+		"estimate": {"tokens, money and time a sync would spend, before spending anything", runEstimate},
+		"config":   {"config check: validate a configuration and explain mistakes", runConfig},
 	}
 }
 

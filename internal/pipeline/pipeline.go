@@ -791,6 +791,17 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 
 // read fetches, extracts and chunks one object version. A non-empty skip
 // reason means the object is deliberately not indexed.
+// Chunks reads, extracts and chunks one object version as processing
+// would, without embedding or writing anything (for estimates). A
+// non-empty skip reason means the object would not be indexed.
+func (p *Pipeline) Chunks(ctx context.Context, obj freshen.ObjectInfo) (chunks []freshen.Chunk, skip string, err error) {
+	t, skip, err := p.read(ctx, obj)
+	for _, r := range t.refs {
+		chunks = append(chunks, t.chunks[r.ID])
+	}
+	return chunks, skip, err
+}
+
 func (p *Pipeline) read(ctx context.Context, obj freshen.ObjectInfo) (target, string, error) {
 	if obj.Size > p.cfg.MaxObjectBytes {
 		return target{}, fmt.Sprintf("%d bytes exceeds limits.max-object-bytes (%d)", obj.Size, p.cfg.MaxObjectBytes), nil
