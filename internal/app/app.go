@@ -83,6 +83,9 @@ func Check(cfg config.Config) error {
 	if _, err := chunk.New(cfg.Chunk); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkEmbedder(cfg); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -2,14 +2,22 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/batch"
+	"github.com/freshen-io/freshen/embed/bedrock"
+	"github.com/freshen-io/freshen/embed/breaker"
 	"github.com/freshen-io/freshen/embed/builtin"
+	"github.com/freshen-io/freshen/embed/limit"
+	"github.com/freshen-io/freshen/embed/openai"
+	"github.com/freshen-io/freshen/embed/retry"
 	"github.com/freshen-io/freshen/feed/webhook"
 	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/internal/config"
@@ -33,6 +41,24 @@ var indexes = map[string]func(ctx context.Context, cfg config.Config, dim int) (
 }
 
 var embedders = map[string]func(ctx context.Context, cfg config.Config) (freshen.Embedder, error){
+	"openai": func(ctx context.Context, cfg config.Config) (freshen.Embedder, error) {
+		oc, err := openaiConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		p, err := openai.New(oc)
+		if err != nil {
+			return nil, err
+		}
+		return provider(p, cfg), nil
+	},
+	"bedrock": func(ctx context.Context, cfg config.Config) (freshen.Embedder, error) {
+		p, err := bedrock.New(ctx, bedrockConfig(cfg))
+		if err != nil {
+			return nil, err
+		}
+		return provider(p, cfg), nil
+	},
 	"builtin": func(ctx context.Context, cfg config.Config) (freshen.Embedder, error) {
 		m, err := builtin.Default()
 		if err != nil {
@@ -53,6 +79,61 @@ var feeds = map[string]func(cfg config.Config, log *slog.Logger) freshen.Feed{
 		return webhook.New(webhook.Config{Token: string(cfg.WebhookToken),
 			SNS: webhook.SNSConfig{Verify: cfg.Webhook.SNSVerify, Hosts: cfg.Webhook.SNSHosts, Topics: cfg.Webhook.SNSTopics}}, log)
 	},
+}
+
+// openaiConfig is the OpenAI client's configuration; the key comes from
+// the environment variable the configuration names, never from the file.
+func openaiConfig(cfg config.Config) (openai.Config, error) {
+	e := cfg.Embedder
+	oc := openai.Config{BaseURL: e.BaseURL, APIKey: openai.Secret(os.Getenv(e.APIKeyEnv)), APIVersion: e.APIVersion,
+		Model: e.Model, Dimensions: e.Dimensions, Dim: e.Dim, MaxTokens: e.MaxTokens, Truncate: e.Truncate,
+		Timeout: time.Duration(e.Timeout)}
+	if e.Azure {
+		oc.APIKeyHeader = "api-key"
+	}
+	if oc.APIKey == "" && (e.BaseURL == "" || strings.Contains(e.BaseURL, "api.openai.com") || e.Azure) {
+		return oc, fmt.Errorf("embedder: $%s is empty: export the API key there (or name another variable in embedder.api-key-env)", e.APIKeyEnv)
+	}
+	if err := oc.Validate(); err != nil {
+		return oc, fmt.Errorf("%w\n  (in the configuration: Model is embedder.model, Dim embedder.dim, MaxTokens embedder.max-tokens, "+
+			"Dimensions embedder.dimensions, BaseURL embedder.base-url)", err)
+	}
+	return oc, nil
+}
+
+func bedrockConfig(cfg config.Config) bedrock.Config {
+	e := cfg.Embedder
+	return bedrock.Config{Region: e.Region, Endpoint: e.Endpoint, Model: e.Model, Dimensions: e.Dimensions, Timeout: time.Duration(e.Timeout)}
+}
+
+// provider stacks the decorators in front of a provider's client, each
+// with one job: the micro-batcher merges the workers' calls; retry backs
+// off (and splits what is too large); the breaker stops calling a
+// provider that is down (work waits, nothing is parked); the limiter
+// paces requests and tokens per minute and adapts to 429s.
+func provider(p freshen.Embedder, cfg config.Config) freshen.Embedder {
+	e := cfg.Embedder
+	limited := limit.New(p, limit.Config{RequestsPerMinute: e.RPM, TokensPerMinute: e.TPM, MaxConcurrency: e.MaxConcurrency})
+	guarded := breaker.New(limited, breaker.Config{})
+	retried := retry.New(guarded, retry.Config{})
+	b := e.Batch
+	parallel := b.Parallel
+	if parallel == 0 {
+		parallel = max(e.MaxConcurrency, 4)
+	}
+	return batch.New(retried, batch.Config{MaxTexts: b.MaxTexts, MaxWait: time.Duration(b.MaxWait), Parallel: parallel})
+}
+
+// checkEmbedder validates a provider's configuration without I/O.
+func checkEmbedder(cfg config.Config) error {
+	switch cfg.Embedder.Type {
+	case "openai":
+		_, err := openaiConfig(cfg)
+		return err
+	case "bedrock":
+		return bedrockConfig(cfg).Validate()
+	}
+	return nil
 }
 
 func registered(kind, name string) bool {

@@ -111,8 +111,10 @@ type EmbedderConfig struct {
 	// APIKeyEnv names the environment variable holding the API key
 	// (default OPENAI_API_KEY); the key itself is never in the file.
 	APIKeyEnv string `yaml:"api-key-env"`
-	// Azure sends the key as Azure OpenAI's api-key header.
-	Azure bool `yaml:"azure"`
+	// Azure sends the key as Azure OpenAI's api-key header, with
+	// APIVersion as the api-version parameter.
+	Azure      bool   `yaml:"azure"`
+	APIVersion string `yaml:"api-version"`
 	// Region and Endpoint locate Bedrock (default: the AWS chain's
 	// region and AWS's endpoint).
 	Region   string `yaml:"region"`
@@ -188,7 +190,7 @@ type RetryConfig struct {
 var (
 	LedgerTypes   = []string{"sqlite"}
 	IndexTypes    = []string{"embedded"}
-	EmbedderTypes = []string{"builtin"}
+	EmbedderTypes = []string{"builtin", "openai", "bedrock"}
 	FeedTypes     = []string{"webhook"}
 )
 

@@ -1,0 +1,92 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/embed/openai/openaitest"
+	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/internal/memsource"
+	"github.com/freshen-io/freshen/internal/testenv"
+)
+
+// TestProviderUnderFaults: freshen on an OpenAI-compatible server that
+// fails a fifth of its requests (429 with Retry-After, 500, 503, resets)
+// converges exactly, parks nothing, and pays for each distinct chunk in
+// at most one successful response.
+func TestProviderUnderFaults(t *testing.T) {
+	fake := openaitest.New(t, openaitest.Options{APIKey: "sk-test", Model: "test-embed", FaultRate: 0.2, Seed: 7,
+		Embedder: openaitest.Hash{Dim: 32, MaxTokens: 512},
+		Faults: []openaitest.Fault{openaitest.RateLimit(20 * time.Millisecond), openaitest.Error(500, ""),
+			openaitest.Error(503, ""), openaitest.Reset()}})
+	t.Setenv("FRESHEN_TEST_OPENAI_KEY", "sk-test")
+	cfg := config.Default()
+	cfg.Source.Bucket, cfg.DataDir = "docs", t.TempDir()
+	cfg.Embedder = config.EmbedderConfig{Type: "openai", BaseURL: fake.URL(), Model: "test-embed", Dim: 32, MaxTokens: 512,
+		APIKeyEnv: "FRESHEN_TEST_OPENAI_KEY", Timeout: config.Duration(10 * time.Second), Batch: config.BatchConfig{MaxTexts: 8}}
+	src := memsource.New("docs")
+	for i := 0; i < 30; i++ {
+		src.Put(fmt.Sprintf("doc-%02d.md", i), "text/markdown",
+			[]byte(fmt.Sprintf("# Doc %d\n\nParagraph %d about harbors and lanterns.\n\nAnother paragraph %d about bridges and ferries.\n", i, i, i)))
+	}
+	a, err := Open(context.Background(), cfg, Options{Source: src, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := &stateBundle{cfg: cfg, src: src}
+	b.sync(t, a)
+	b.exact(t, a, 30)
+	sum, _ := a.Ledger.Summary(context.Background())
+	st := fake.Stats()
+	if sum.Failed != 0 {
+		t.Fatalf("%d objects parked under a fifth of failing requests", sum.Failed)
+	}
+	if st.Faults == 0 {
+		t.Fatal("no fault was injected")
+	}
+	if int(st.Inputs) != sum.Chunks {
+		t.Fatalf("the server embedded %d inputs in successful responses for %d distinct chunks", st.Inputs, sum.Chunks)
+	}
+}
+
+// TestProviderConfigFailsAtStart: a missing key, an unknown model without
+// its dimension, or a dimension the index does not hold fail at start
+// with a clear message, before anything is read or embedded.
+func TestProviderConfigFailsAtStart(t *testing.T) {
+	base := config.Default()
+	base.Source.Bucket, base.DataDir = "docs", t.TempDir()
+	for _, c := range []struct {
+		edit func(*config.EmbedderConfig)
+		want string
+	}{
+		{func(e *config.EmbedderConfig) { e.Type, e.Model, e.APIKeyEnv = "openai", "text-embedding-3-small", "FRESHEN_UNSET_KEY" }, "$FRESHEN_UNSET_KEY is empty"},
+		{func(e *config.EmbedderConfig) {
+			e.Type, e.Model, e.BaseURL, e.APIKeyEnv = "openai", "my-local-model", "http://127.0.0.1:1/v1", "FRESHEN_UNSET_KEY"
+		}, "embedder.dim"},
+		{func(e *config.EmbedderConfig) { e.Type, e.Model = "bedrock", "amazon.titan-embed-text-v2:0"; e.Dimensions = 300 }, "300"},
+	} {
+		cfg := base
+		c.edit(&cfg.Embedder)
+		err := Check(cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: Check = %v, want %q", cfg.Embedder, err, c.want)
+		}
+	}
+	// An index written by another model's dimension is refused.
+	cfg := base
+	a, err := Open(context.Background(), cfg, Options{Source: memsource.New("docs"), Embedder: &testenv.HashEmbedder{Dimension: 8}, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Index.Upsert(context.Background(), []freshen.Record{{ID: "x", Bucket: "docs", Key: "k", Hash: "h", Vector: make([]float32, 8)}})
+	a.Close()
+	_, err = Open(context.Background(), cfg, Options{Source: memsource.New("docs"), Embedder: &testenv.HashEmbedder{Dimension: 16}, Exclusive: true})
+	if err == nil || !strings.Contains(err.Error(), "8-dimensional") {
+		t.Fatalf("Open with a 16-d model on an 8-d index: %v", err)
+	}
+}
