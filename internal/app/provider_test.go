@@ -90,3 +90,35 @@ func TestProviderConfigFailsAtStart(t *testing.T) {
 		t.Fatalf("Open with a 16-d model on an 8-d index: %v", err)
 	}
 }
+
+// TestProviderDownOpensTheCircuit: a provider that keeps failing is
+// reported (for /readyz, /v1/status and freshen_stalled) once the circuit
+// in front of it opens.
+func TestProviderDownOpensTheCircuit(t *testing.T) {
+	fake := openaitest.New(t, openaitest.Options{Model: "test-embed", Embedder: openaitest.Hash{Dim: 32, MaxTokens: 512},
+		FaultRate: 1, Faults: []openaitest.Fault{openaitest.Error(503, "")}})
+	cfg := config.Default()
+	cfg.Source.Bucket, cfg.DataDir = "docs", t.TempDir()
+	cfg.Embedder = config.EmbedderConfig{Type: "openai", BaseURL: fake.URL(), Model: "test-embed", Dim: 32, MaxTokens: 512,
+		APIKeyEnv: "FRESHEN_UNSET_KEY", Timeout: config.Duration(10 * time.Second), Batch: config.BatchConfig{MaxTexts: 8}}
+	emb, err := embedders["openai"](context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.(interface{ Close() error }).Close()
+	h := emb.(interface{ ProviderHealth() error })
+	if err := h.ProviderHealth(); err != nil {
+		t.Fatalf("before any call: %v", err)
+	}
+	var last error
+	for i := 0; i < 10 && h.ProviderHealth() == nil; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, last = emb.Embed(ctx, []string{"some text"})
+		cancel()
+	}
+	if err := h.ProviderHealth(); err == nil || !strings.Contains(err.Error(), "embedding provider") {
+		t.Fatalf("after sustained 503s: health %v (last error %v)", err, last)
+	}
+	// (That the open circuit's error is not an attempt, so nothing is
+	// parked, is the breaker's own test.)
+}

@@ -121,7 +121,26 @@ func provider(p freshen.Embedder, cfg config.Config) freshen.Embedder {
 	if parallel == 0 {
 		parallel = max(e.MaxConcurrency, 4)
 	}
-	return batch.New(retried, batch.Config{MaxTexts: b.MaxTexts, MaxWait: time.Duration(b.MaxWait), Parallel: parallel})
+	return &providerStack{Embedder: batch.New(retried, batch.Config{MaxTexts: b.MaxTexts, MaxWait: time.Duration(b.MaxWait), Parallel: parallel}),
+		breaker: guarded}
+}
+
+// providerStack is a provider behind its decorators; it reports the
+// circuit breaker's state (ProviderHealth) for readiness and status.
+type providerStack struct {
+	*batch.Embedder
+	breaker *breaker.Embedder
+}
+
+// ProviderHealth returns why the provider is not being called now (its
+// circuit is open after sustained failures), or nil.
+func (s *providerStack) ProviderHealth() error {
+	switch st, since := s.breaker.State(); st {
+	case breaker.Open, breaker.HalfOpen:
+		return fmt.Errorf("the embedding provider (%s) is failing: calls paused since %s, probing; changes wait in the queue",
+			s.Model().Name, since.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // checkEmbedder validates a provider's configuration without I/O.

@@ -88,12 +88,12 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	rec := &reconciler{r: a.Reconciler(sink), interval: time.Duration(cfg.ReconcileInterval), allow: cfg.MassDelete.Allow,
 		m: m, log: log, wake: p.Wake}
 	var stopping atomic.Bool
-	a.Health, a.BudgetSpent = p.Health, p.BudgetSpent
+	a.Health, a.BudgetSpent = func() error { return errors.Join(p.Health(), providerHealth(a.Embedder)) }, p.BudgetSpent
 	ready := func() error {
 		if stopping.Load() {
 			return errors.New("shutting down")
 		}
-		if err := p.Health(); err != nil {
+		if err := a.Health(); err != nil {
 			return err
 		}
 		return rec.Ready()
@@ -110,7 +110,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken),
 		MetricsPublic: cfg.MetricsPublic, MaxQueryBytes: int(cfg.Search.MaxQueryBytes), MaxConcurrent: cfg.Search.MaxConcurrent, Ready: ready})
 	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
-	backlog := &backlogService{q: a.Ledger, m: m, health: p.Health}
+	backlog := &backlogService{q: a.Ledger, m: m, health: a.Health}
 	// Start order: workers first, so that nothing accepted waits; then
 	// what feeds them. Stop runs the other way round.
 	all := append(service.Group{pipelineService{p}}, svcs...)
@@ -146,6 +146,15 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		log.Info("stopped cleanly")
 	}
 	return runErr
+}
+
+// providerHealth asks an embedder that can tell (a provider behind a
+// circuit breaker) whether it is being called.
+func providerHealth(e freshen.Embedder) error {
+	if h, ok := e.(interface{ ProviderHealth() error }); ok {
+		return h.ProviderHealth()
+	}
+	return nil
 }
 
 // watchedSink tells the pipeline how the intake's writes go, so that a

@@ -53,7 +53,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		BacklogOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_backlog_oldest_age_seconds",
 			Help: "Age of the oldest unprocessed change (0 when the backlog is empty)."}),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_stalled",
-			Help: "1 while the workers cannot make progress (no space left for the ledger or the index), else 0."}),
+			Help: "1 while the workers cannot make progress (no space left for the ledger or the index, or the embedding provider failing), else 0."}),
 		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_received_total",
 			Help: "Event messages received, by transport."}, []string{"origin"}),
 		EventsMalformed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_malformed_total",
