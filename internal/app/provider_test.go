@@ -64,11 +64,16 @@ func TestProviderConfigFailsAtStart(t *testing.T) {
 		edit func(*config.EmbedderConfig)
 		want string
 	}{
-		{func(e *config.EmbedderConfig) { e.Type, e.Model, e.APIKeyEnv = "openai", "text-embedding-3-small", "FRESHEN_UNSET_KEY" }, "$FRESHEN_UNSET_KEY is empty"},
+		{func(e *config.EmbedderConfig) {
+			e.Type, e.Model, e.APIKeyEnv = "openai", "text-embedding-3-small", "FRESHEN_UNSET_KEY"
+		}, "$FRESHEN_UNSET_KEY is empty"},
 		{func(e *config.EmbedderConfig) {
 			e.Type, e.Model, e.BaseURL, e.APIKeyEnv = "openai", "my-local-model", "http://127.0.0.1:1/v1", "FRESHEN_UNSET_KEY"
 		}, "embedder.dim"},
-		{func(e *config.EmbedderConfig) { e.Type, e.Model = "bedrock", "amazon.titan-embed-text-v2:0"; e.Dimensions = 300 }, "300"},
+		{func(e *config.EmbedderConfig) {
+			e.Type, e.Model = "bedrock", "amazon.titan-embed-text-v2:0"
+			e.Dimensions = 300
+		}, "300"},
 	} {
 		cfg := base
 		c.edit(&cfg.Embedder)
