@@ -43,7 +43,7 @@ type runner struct {
 }
 
 // sectionOrder is the order of the report's sections (the suites' titles).
-var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale"}
+var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits"}
 
 var suites = []struct {
 	name string
@@ -53,10 +53,11 @@ var suites = []struct {
 	{"locality", (*runner).locality},
 	{"freshness", (*runner).freshness},
 	{"reconcile", (*runner).reconcile},
+	{"provider", (*runner).provider},
 }
 
 func main() {
-	suite := flag.String("suite", "all", "all, or a comma-separated list of: throughput, locality, freshness, reconcile")
+	suite := flag.String("suite", "all", "all, or a comma-separated list of: throughput, locality, freshness, reconcile, provider")
 	quick := flag.Bool("quick", false, "smaller sizes, for a fast check")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	results := flag.String("results", "bench/results", "directory for plots and summary.json")

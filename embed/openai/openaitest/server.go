@@ -99,6 +99,8 @@ type Stats struct {
 	// usage, even if a fault made the vectors wrong); Inputs and Tokens
 	// add up their inputs and the usage they reported.
 	Served, Inputs, Tokens int64
+	// RateLimited is how many got 429 from the RPM/TPM limits.
+	RateLimited int64
 }
 
 // Server is a fake /v1/embeddings endpoint. It is safe for concurrent
@@ -364,6 +366,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header()[k] = vs
 		}
 		if wait > 0 {
+			s.mu.Lock()
+			s.stats.RateLimited++
+			s.mu.Unlock()
 			apiError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "requests", "", fmt.Sprintf("Rate limit reached; try again in %s.", wait.Round(time.Millisecond)))
 			return
 		}
