@@ -74,3 +74,18 @@ type QueryEmbedder interface {
 	// EmbedQuery embeds one query, cut to the model's window if longer.
 	EmbedQuery(ctx context.Context, query string) ([]float32, error)
 }
+
+type urgentKey struct{}
+
+// Urgent marks ctx as carrying work for a change that an event announced
+// (a fresh edit), as opposed to backlog a reconcile pass or a backfill
+// queued. Decorators serve urgent calls first: the micro-batcher does not
+// hold them back to merge them, and the rate limiter lets them take the
+// next tokens ahead of waiting backlog.
+func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
+
+// IsUrgent reports whether ctx was marked with Urgent.
+func IsUrgent(ctx context.Context) bool {
+	v, _ := ctx.Value(urgentKey{}).(bool)
+	return v
+}

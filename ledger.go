@@ -74,6 +74,10 @@ type Lease struct {
 	// Vanished is set when every change queued for the key was a
 	// ChangeVanished (FirstSeen is then the listing's start).
 	Vanished bool
+	// Fresh is set when an event announced a change to the key (its
+	// work is Urgent), unset for backlog the reconciler or a backfill
+	// queued.
+	Fresh bool
 }
 
 // LeaseParams asks for leases.

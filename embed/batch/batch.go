@@ -117,6 +117,11 @@ func (b *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, erro
 	if len(texts) == 0 {
 		return nil, nil
 	}
+	if freshen.IsUrgent(ctx) {
+		// A fresh edit waits neither for company nor for a slot behind
+		// merged backlog: it goes straight to the inner embedder.
+		return b.embed(ctx, texts)
+	}
 	if len(texts) >= b.cfg.MaxTexts {
 		// Already a full batch: no reason to wait.
 		select {

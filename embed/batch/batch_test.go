@@ -440,3 +440,20 @@ func TestQueriesUseTheQuerySide(t *testing.T) {
 		t.Fatalf("without a query side: %v, %v", v, err)
 	}
 }
+
+// TestUrgentIsNotHeldBack: a fresh edit's call goes straight through,
+// however long merged calls wait for company.
+func TestUrgentIsNotHeldBack(t *testing.T) {
+	inner := &fake{}
+	b := setup(t, inner, Config{MaxTexts: 64, MaxWait: time.Hour})
+	done := make(chan error, 1)
+	go func() { _, err := b.Embed(freshen.Urgent(context.Background()), []string{"t1"}); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an urgent call waited to be merged")
+	}
+}

@@ -123,6 +123,7 @@ type Embedder struct {
 	// when concurrency is not.
 	reqs, toks *rate.Limiter
 	slots      chan struct{}
+	urgentSlot chan struct{} // one more slot, for urgent calls only
 
 	queued, inFlight atomic.Int64
 
@@ -158,6 +159,7 @@ func New(inner freshen.Embedder, cfg Config) *Embedder {
 	}
 	if cfg.MaxConcurrency > 0 {
 		e.slots = make(chan struct{}, cfg.MaxConcurrency)
+		e.urgentSlot = make(chan struct{}, 1)
 	}
 	return e
 }
@@ -216,24 +218,36 @@ func (e *Embedder) do(ctx context.Context, tokens int, call func(context.Context
 		return err
 	}
 	if e.slots != nil {
+		slots := e.slots
 		select {
 		case e.slots <- struct{}{}:
 		default:
 			e.queued.Add(1)
+			var extra chan struct{}
+			if freshen.IsUrgent(ctx) {
+				extra = e.urgentSlot // one slot kept for fresh edits
+			}
 			select {
 			case e.slots <- struct{}{}:
 				e.queued.Add(-1)
+			case extra <- struct{}{}:
+				e.queued.Add(-1)
+				slots = extra
 			case <-ctx.Done():
 				e.queued.Add(-1)
 				return ctx.Err()
 			}
 		}
-		defer func() { <-e.slots }()
+		defer func() { <-slots }()
 	}
 	if err := e.waitPause(ctx); err != nil {
 		return err
 	}
-	if err := e.waitBuckets(ctx, tokens); err != nil {
+	wait := e.waitBuckets
+	if !freshen.IsUrgent(ctx) {
+		wait = e.waitBucketsBehindUrgent
+	}
+	if err := wait(ctx, tokens); err != nil {
 		return err
 	}
 	// A pause may have begun while this call waited for the buckets.
@@ -309,6 +323,48 @@ func (e *Embedder) waitBuckets(ctx context.Context, tokens int) error {
 		return err
 	}
 	return nil
+}
+
+// backlogPoll bounds how long backlog sleeps between looks at the
+// buckets while it waits behind urgent calls.
+const backlogPoll = 50 * time.Millisecond
+
+// waitBucketsBehindUrgent is waitBuckets for backlog: it takes tokens
+// only when they are there now, instead of reserving future ones, so
+// that an urgent call (a fresh edit), which reserves, is served next
+// rather than behind every waiting backlog call. A call larger than a
+// bucket's burst reserves as waitBuckets does.
+func (e *Embedder) waitBucketsBehindUrgent(ctx context.Context, tokens int) error {
+	if e.toks != nil && tokens > e.toks.Burst() {
+		return e.waitBuckets(ctx, tokens)
+	}
+	for {
+		now := e.cfg.Now()
+		var held []*rate.Reservation
+		var delay time.Duration
+		if e.reqs != nil {
+			r := e.reqs.ReserveN(now, 1)
+			held = append(held, r)
+			delay = r.DelayFrom(now)
+		}
+		if e.toks != nil && tokens > 0 {
+			r := e.toks.ReserveN(now, tokens)
+			held = append(held, r)
+			delay = max(delay, r.DelayFrom(now))
+		}
+		if delay <= 0 {
+			return nil
+		}
+		for i := len(held) - 1; i >= 0; i-- {
+			held[i].CancelAt(now)
+		}
+		// Whole milliseconds: the buckets' float arithmetic would
+		// otherwise leave a nanosecond to wait.
+		delay = (delay + time.Millisecond - 1).Truncate(time.Millisecond)
+		if err := e.cfg.Sleep(ctx, min(delay, backlogPoll)); err != nil {
+			return err
+		}
+	}
 }
 
 // adapt moves the rates after an answer: a multiplicative cut and a

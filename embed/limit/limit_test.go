@@ -349,3 +349,41 @@ func TestValidate(t *testing.T) {
 		t.Errorf("defaults = %+v", d)
 	}
 }
+
+// TestUrgentGoesAheadOfWaitingBacklog: a fresh edit (an urgent call)
+// takes the next request the buckets allow, ahead of backlog that was
+// already waiting, which does not hold future reservations.
+func TestUrgentGoesAheadOfWaitingBacklog(t *testing.T) {
+	e, b := setup(t, nil, Config{RequestsPerMinute: 60, RequestBurst: 1})
+	embed(t, e, "first")
+	waiting, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b.clock.onSleep = func(context.Context) error {
+		blocked := false
+		once.Do(func() { blocked = true })
+		if blocked { // the backlog call's first wait
+			close(waiting)
+			<-release
+		}
+		return nil
+	}
+	backlog := make(chan error, 1)
+	go func() { _, err := e.Embed(context.Background(), []string{"backlog"}); backlog <- err }()
+	<-waiting
+	if _, err := e.Embed(freshen.Urgent(context.Background()), []string{"urgent"}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-backlog; err != nil {
+		t.Fatal(err)
+	}
+	b.inner.mu.Lock()
+	order := fmt.Sprint(b.inner.calls)
+	b.inner.mu.Unlock()
+	if order != "[[first] [urgent] [backlog]]" {
+		t.Fatalf("calls in order %s; want the urgent call before the backlog that waited", order)
+	}
+	if got := b.inner.Times(b.start); got[1] != time.Second {
+		t.Fatalf("urgent call at %v, want at 1s: the next request the limit allows", got[1])
+	}
+}

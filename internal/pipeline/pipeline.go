@@ -558,6 +558,9 @@ func (p *Pipeline) backoff(attempts int, err error) time.Duration {
 func (p *Pipeline) handle(parent context.Context, ls freshen.Lease) {
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(parent)
+	if ls.Fresh {
+		ctx = freshen.Urgent(ctx) // a fresh edit goes ahead of backlog
+	}
 	stop := make(chan struct{})
 	var hb sync.WaitGroup
 	hb.Add(1)

@@ -146,6 +146,9 @@ func tEventsBeforeBacklog(t *testing.T, newLedger NewLedger) {
 	if len(got) != 3 || got[0].Key != "backfill/42" || got[1].Key != "fresh-edit" || got[2].Key != "backfill/00" {
 		t.Fatalf("leased %v; want the announced keys first, then the oldest backlog", got)
 	}
+	if !got[0].Fresh || !got[1].Fresh || got[2].Fresh {
+		t.Fatalf("Fresh = %v %v %v; want true, true, false", got[0].Fresh, got[1].Fresh, got[2].Fresh)
+	}
 }
 
 func tChangeDuringProcessingStaysQueued(t *testing.T, newLedger NewLedger) {

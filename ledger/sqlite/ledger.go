@@ -199,7 +199,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 	var out []freshen.Lease
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin, vanished FROM queue
+		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin, vanished, lane = 0 FROM queue
 			WHERE not_before <= ? AND lease_until <= ? ORDER BY lane, first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), p.Max)
 		if err != nil {
 			return err
@@ -207,7 +207,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 		for rows.Next() {
 			var ls freshen.Lease
 			var first int64
-			if err := rows.Scan(&ls.Bucket, &ls.Key, &ls.Generation, &first, &ls.Attempts, &ls.Origin, &ls.Vanished); err != nil {
+			if err := rows.Scan(&ls.Bucket, &ls.Key, &ls.Generation, &first, &ls.Attempts, &ls.Origin, &ls.Vanished, &ls.Fresh); err != nil {
 				rows.Close()
 				return err
 			}
