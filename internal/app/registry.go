@@ -113,7 +113,20 @@ func bedrockConfig(cfg config.Config) bedrock.Config {
 // paces requests and tokens per minute and adapts to 429s.
 func provider(p freshen.Embedder, cfg config.Config) freshen.Embedder {
 	e := cfg.Embedder
-	limited := limit.New(p, limit.Config{RequestsPerMinute: e.RPM, TokensPerMinute: e.TPM, MaxConcurrency: e.MaxConcurrency})
+	// Providers count their limits in any sliding minute. A bucket with
+	// a burst of B lets rate×60s + B through in a minute, so keep two
+	// seconds' worth as burst (room for a full batch) and take it off
+	// the rate: never over the provider's limit, within 4% of it.
+	lc := limit.Config{MaxConcurrency: e.MaxConcurrency}
+	if e.RPM > 0 {
+		lc.RequestBurst = max(e.RPM/30, 1)
+		lc.RequestsPerMinute = max(e.RPM-lc.RequestBurst, 1)
+	}
+	if e.TPM > 0 {
+		lc.TokenBurst = max(e.TPM/30, 1)
+		lc.TokensPerMinute = max(e.TPM-lc.TokenBurst, 1)
+	}
+	limited := limit.New(p, lc)
 	guarded := breaker.New(limited, breaker.Config{})
 	retried := retry.New(guarded, retry.Config{})
 	b := e.Batch

@@ -27,7 +27,9 @@ func TestBudgetPausesEmbedding(t *testing.T) {
 		t.Fatalf("Drain = %v, want the budget's error", err)
 	}
 	c, _ := b.led.Counters(context.Background())
-	if c.TokensToday > budget || c.TokensToday < budget/2 {
+	// Within one batch per worker in flight (here: batches of one
+	// ~20-token chunk, the worker and the one kept for fresh edits).
+	if c.TokensToday > budget+2*25 || c.TokensToday < budget/2 {
 		t.Fatalf("%d tokens embedded today against a budget of %d", c.TokensToday, budget)
 	}
 	if sum, _ := b.led.Summary(context.Background()); sum.Failed != 0 || sum.Indexed == 0 || sum.Indexed == 20 {

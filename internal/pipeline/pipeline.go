@@ -381,24 +381,31 @@ func (p *Pipeline) Stop() (cancelled bool) {
 // run leases under leaseCtx and processes under workCtx until leaseCtx
 // is done (or, when drain is set, the queue is empty).
 func (p *Pipeline) run(leaseCtx, workCtx context.Context, drain bool) (int, error) {
-	leases := make(chan freshen.Lease)
+	// Every worker takes any lease; one more takes only fresh ones, so a
+	// fresh edit never waits for a worker while all of them are busy
+	// with backlog (a backfill behind a provider's rate limit).
+	leases, fresh := make(chan freshen.Lease), make(chan freshen.Lease)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	processed := 0
+	work := func(ch <-chan freshen.Lease) {
+		defer wg.Done()
+		for ls := range ch {
+			p.handle(workCtx, ls)
+			mu.Lock()
+			processed++
+			mu.Unlock()
+		}
+	}
 	for i := 0; i < p.cfg.Workers; i++ {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ls := range leases {
-				p.handle(workCtx, ls)
-				mu.Lock()
-				processed++
-				mu.Unlock()
-			}
-		}()
+		go work(leases)
 	}
-	err := p.dispatch(leaseCtx, leases, drain)
+	wg.Add(1)
+	go work(fresh)
+	err := p.dispatch(leaseCtx, leases, fresh, drain)
 	close(leases)
+	close(fresh)
 	wg.Wait()
 	if errors.Is(err, context.Canceled) && leaseCtx.Err() != nil && !drain {
 		err = nil
@@ -407,7 +414,7 @@ func (p *Pipeline) run(leaseCtx, workCtx context.Context, drain bool) (int, erro
 }
 
 // dispatch leases keys and hands them to the workers.
-func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain bool) error {
+func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease, drain bool) error {
 	const poll = 500 * time.Millisecond
 	var full time.Duration // the current pause while the disk is full
 	for {
@@ -450,8 +457,13 @@ func (p *Pipeline) dispatch(ctx context.Context, out chan<- freshen.Lease, drain
 			continue
 		}
 		for i, l := range ls {
+			var toFresh chan<- freshen.Lease
+			if l.Fresh {
+				toFresh = fresh
+			}
 			select {
 			case out <- l:
+			case toFresh <- l:
 			case <-ctx.Done():
 				// Give back what no worker took, so a restart need not
 				// wait for the leases to expire.
