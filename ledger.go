@@ -88,6 +88,8 @@ type LeaseParams struct {
 	Max int
 	// TTL is how long the leases last unless extended.
 	TTL time.Duration
+	// FreshOnly leases only keys that events announced (Lease.Fresh).
+	FreshOnly bool
 }
 
 // Failure is a failed attempt at a leased key.

@@ -28,6 +28,12 @@ type results struct {
 
 func (r *results) add(x Result) { r.mu.Lock(); r.all = append(r.all, x); r.mu.Unlock() }
 
+func (r *results) snapshot() []Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Result(nil), r.all...)
+}
+
 func (r *results) outcomes() []Outcome {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -461,16 +461,31 @@ func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease
 			if l.Fresh {
 				toFresh = fresh
 			}
-			select {
-			case out <- l:
-			case toFresh <- l:
-			case <-ctx.Done():
-				// Give back what no worker took, so a restart need not
-				// wait for the leases to expire.
-				for _, rest := range ls[i:] {
-					p.release(rest)
+			for handed := false; !handed; {
+				select {
+				case out <- l:
+					handed = true
+				case toFresh <- l:
+					handed = true
+				case <-p.wake:
+					// Every worker is busy and a change was announced:
+					// hand fresh edits to the worker kept for them now,
+					// not after the backlog in hand.
+					if err := p.dispatchFresh(ctx, fresh); err != nil {
+						p.release(l)
+						for _, rest := range ls[i+1:] {
+							p.release(rest)
+						}
+						return err
+					}
+				case <-ctx.Done():
+					// Give back what no worker took, so a restart need not
+					// wait for the leases to expire.
+					for _, rest := range ls[i:] {
+						p.release(rest)
+					}
+					return ctx.Err()
 				}
-				return ctx.Err()
 			}
 		}
 		if len(ls) > 0 {
@@ -497,6 +512,26 @@ func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// dispatchFresh leases the keys events announced, one at a time, and
+// hands each to the worker kept for fresh edits.
+func (p *Pipeline) dispatchFresh(ctx context.Context, fresh chan<- freshen.Lease) error {
+	for {
+		ls, err := p.led.Lease(ctx, freshen.LeaseParams{Owner: p.cfg.Owner, Max: 1, TTL: p.cfg.LeaseTTL, FreshOnly: true})
+		if err != nil || len(ls) == 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil // the next pass of the loop leases as usual
+		}
+		select {
+		case fresh <- ls[0]:
+		case <-ctx.Done():
+			p.release(ls[0])
+			return ctx.Err()
+		}
 	}
 }
 

@@ -142,6 +142,15 @@ func tEventsBeforeBacklog(t *testing.T, newLedger NewLedger) {
 	mustEnqueue(t, l, []freshen.Change{change("fresh-edit", b.now)})
 	// A backlog key that an event also announces is fresh too.
 	mustEnqueue(t, l, []freshen.Change{change("backfill/42", b.now)})
+	ctx := context.Background()
+	only, err := l.Lease(ctx, freshen.LeaseParams{Owner: "w", Max: 10, TTL: time.Millisecond, FreshOnly: true})
+	must(t, err)
+	if len(only) != 2 || !only[0].Fresh || !only[1].Fresh {
+		t.Fatalf("FreshOnly leased %+v; want the two announced keys", only)
+	}
+	for _, x := range only {
+		must(t, l.Release(ctx, x))
+	}
 	got := lease(t, l, "w", 3, time.Minute)
 	if len(got) != 3 || got[0].Key != "backfill/42" || got[1].Key != "fresh-edit" || got[2].Key != "backfill/00" {
 		t.Fatalf("leased %v; want the announced keys first, then the oldest backlog", got)

@@ -196,11 +196,15 @@ func lane(c freshen.Change) int {
 func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Lease, error) {
 	now := l.now()
 	until := now.Add(p.TTL)
+	maxLane := 1
+	if p.FreshOnly {
+		maxLane = 0
+	}
 	var out []freshen.Lease
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin, vanished, lane = 0 FROM queue
-			WHERE not_before <= ? AND lease_until <= ? ORDER BY lane, first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), p.Max)
+			WHERE not_before <= ? AND lease_until <= ? AND lane <= ? ORDER BY lane, first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), maxLane, p.Max)
 		if err != nil {
 			return err
 		}
