@@ -110,7 +110,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken),
 		MetricsPublic: cfg.MetricsPublic, MaxQueryBytes: int(cfg.Search.MaxQueryBytes), MaxConcurrent: cfg.Search.MaxConcurrent, Ready: ready})
 	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
-	backlog := &backlogService{q: a.Ledger, m: m, health: a.Health}
+	backlog := &backlogService{q: a.Ledger, m: m, health: a.Health, status: a.Status}
 	// Start order: workers first, so that nothing accepted waits; then
 	// what feeds them. Stop runs the other way round.
 	all := append(service.Group{pipelineService{p}}, svcs...)
@@ -353,6 +353,7 @@ type backlogService struct {
 	}
 	m      *metrics.Metrics
 	health func() error
+	status func(context.Context) (app.Status, error)
 }
 
 func (s *backlogService) Start(ctx context.Context) error {
@@ -371,6 +372,13 @@ func (s *backlogService) Start(ctx context.Context) error {
 				s.m.Stalled.Set(1)
 			} else {
 				s.m.Stalled.Set(0)
+			}
+			if st, err := s.status(ctx); err == nil {
+				remaining := int64(-1)
+				if st.Budget != nil {
+					remaining = st.Budget.TokensRemaining
+				}
+				s.m.SetCost(st.TokensToday, st.USDSpent, st.USDToday, remaining)
 			}
 			select {
 			case <-ctx.Done():

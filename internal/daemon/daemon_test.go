@@ -133,6 +133,10 @@ func TestRunEndToEndAndStopsCleanly(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `freshen_events_received_total{origin="webhook"} 1`) {
 		t.Fatalf("metrics lack the webhook event: %d", code)
 	}
+	eventually(t, "the cost gauges", func() bool {
+		_, body := b.get(t, "/metrics")
+		return strings.Contains(body, "\nfreshen_budget_remaining_tokens -1\n") && !strings.Contains(body, "\nfreshen_tokens_today 0\n")
+	})
 	b.stop(t)
 	if _, err := b.client.Get(b.base + "/healthz"); err == nil {
 		t.Fatal("the API still answers after Run returned")

@@ -22,20 +22,23 @@ type Metrics struct {
 	BacklogOldestAge prometheus.Gauge
 	// Stalled is 1 while workers cannot make progress (the disk holding
 	// the ledger or the index is full), 0 otherwise.
-	Stalled           prometheus.Gauge
-	EventsReceived    *prometheus.CounterVec
-	EventsMalformed   *prometheus.CounterVec
-	EventsIgnored     *prometheus.CounterVec
-	ChunksEmbedded    prometheus.Counter
-	ChunksReused      prometheus.Counter
-	TokensEmbedded    prometheus.Counter
-	TokensReused      prometheus.Counter
-	CharsEmbedded     prometheus.Counter
-	ObjectsProcessed  *prometheus.CounterVec
-	ReconcileDuration prometheus.Histogram
-	ReconcilePasses   *prometheus.CounterVec
-	KeysScanned       prometheus.Counter
-	FoundByReconcile  prometheus.Counter
+	Stalled prometheus.Gauge
+	// TokensToday, USDSpent, USDToday and BudgetRemaining mirror the
+	// ledger's cost counters (sampled), for dashboards and alerts.
+	TokensToday, USDSpent, USDToday, BudgetRemaining prometheus.Gauge
+	EventsReceived                                   *prometheus.CounterVec
+	EventsMalformed                                  *prometheus.CounterVec
+	EventsIgnored                                    *prometheus.CounterVec
+	ChunksEmbedded                                   prometheus.Counter
+	ChunksReused                                     prometheus.Counter
+	TokensEmbedded                                   prometheus.Counter
+	TokensReused                                     prometheus.Counter
+	CharsEmbedded                                    prometheus.Counter
+	ObjectsProcessed                                 *prometheus.CounterVec
+	ReconcileDuration                                prometheus.Histogram
+	ReconcilePasses                                  *prometheus.CounterVec
+	KeysScanned                                      prometheus.Counter
+	FoundByReconcile                                 prometheus.Counter
 }
 
 // New creates the collectors and registers them on reg.
@@ -52,6 +55,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Keys waiting to be processed."}),
 		BacklogOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_backlog_oldest_age_seconds",
 			Help: "Age of the oldest unprocessed change (0 when the backlog is empty)."}),
+		TokensToday: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_tokens_today",
+			Help: "Tokens embedded since midnight UTC."}),
+		USDSpent: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_usd_spent",
+			Help: "Money spent on embedding, lifetime, at embedder.price-per-million-tokens."}),
+		USDToday: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_usd_today",
+			Help: "Money spent on embedding since midnight UTC."}),
+		BudgetRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_budget_remaining_tokens",
+			Help: "Tokens left in today's budget (-1 without a budget)."}),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_stalled",
 			Help: "1 while the workers cannot make progress (no space left for the ledger or the index, or the embedding provider failing), else 0."}),
 		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_received_total",
@@ -81,7 +92,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		FoundByReconcile: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_changes_found_by_reconcile_total",
 			Help: "Changes that no event announced, found by the reconciler: the measure of lost events."}),
 	}
-	reg.MustRegister(m.Stalled, m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
+	reg.MustRegister(m.Stalled, m.TokensToday, m.USDSpent, m.USDToday, m.BudgetRemaining, m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
 		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.TokensReused, m.CharsEmbedded,
 		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile)
 	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted, pipeline.OutcomeAbsent,
@@ -133,6 +144,14 @@ func (m *Metrics) SetBacklog(n int, oldest time.Time) {
 		return
 	}
 	m.BacklogOldestAge.Set(time.Since(oldest).Seconds())
+}
+
+// SetCost records the cost counters from a status.
+func (m *Metrics) SetCost(tokensToday int64, usdSpent, usdToday float64, budgetRemaining int64) {
+	m.TokensToday.Set(float64(tokensToday))
+	m.USDSpent.Set(usdSpent)
+	m.USDToday.Set(usdToday)
+	m.BudgetRemaining.Set(float64(budgetRemaining))
 }
 
 // Intake adapts the metrics to intake.Observer.
