@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -231,4 +233,56 @@ func TestLostDatabasesAreRepaired(t *testing.T) {
 			t.Fatal("a deleted object is still in the index")
 		}
 	}
+}
+
+// TestEstimateExampleCorpus: `freshen estimate` with the README's
+// simulator configuration prints the tokens, money and time a sync of
+// examples/corpus would cost, against a real S3 server. (That a sync
+// then spends exactly the estimate is the app test's and the provider
+// benchmark's.)
+func TestEstimateExampleCorpus(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- config-example: simulator -->\n```yaml\n.*?\n(embedder:.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no simulator configuration example")
+	}
+	b := setup(t, string(m[1]))
+	n := 0
+	filepath.WalkDir("../../examples/corpus", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		key, _ := filepath.Rel("../../examples/corpus", path)
+		b.put(filepath.ToSlash(key), contentType(key), body)
+		n++
+		return nil
+	})
+	out := b.freshen(false, "estimate", "--config", b.cfg, "--json")
+	var est struct {
+		Objects int     `json:"objects"`
+		Chunks  int     `json:"chunks"`
+		Tokens  int64   `json:"tokens"`
+		USD     float64 `json:"usd"`
+		Seconds float64 `json:"seconds"`
+	}
+	if err := json.Unmarshal([]byte(out), &est); err != nil {
+		t.Fatalf("estimate --json: %v\n%s", err, out)
+	}
+	if est.Objects == 0 || est.Objects > n || est.Chunks < est.Objects || est.Tokens == 0 || est.USD <= 0 || est.Seconds <= 0 {
+		t.Fatalf("estimate for %d corpus files: %+v", n, est)
+	}
+	text := b.freshen(false, "estimate", "--config", b.cfg)
+	for _, want := range []string{"tokens", "cost: $", "time: about"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("estimate output lacks %q:\n%s", want, text)
+		}
+	}
+	t.Logf("examples/corpus: %+v", est)
 }

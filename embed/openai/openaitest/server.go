@@ -48,6 +48,9 @@ type Options struct {
 	// normalize would answer.
 	Unnormalized bool
 
+	// Addr, if set, is the address to listen on (default: a free
+	// loopback port).
+	Addr string
 	// RPM and TPM, if set, limit requests and tokens in any sliding
 	// minute: past them the answer is 429 with Retry-After,
 	// retry-after-ms and x-ratelimit-* headers (also sent on success). A
@@ -164,7 +167,18 @@ func Start(opts Options) (*Server, error) {
 		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		limits:  limiter{rpm: opts.RPM, tpm: opts.TPM},
 	}
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
+	if opts.Addr == "" {
+		s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
+		return s, nil
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("openaitest: %w", err)
+	}
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.ts.Listener.Close()
+	s.ts.Listener = ln
+	s.ts.Start()
 	return s, nil
 }
 
