@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,4 +127,65 @@ func TestProviderDownOpensTheCircuit(t *testing.T) {
 	}
 	// (That the open circuit's error is not an attempt, so nothing is
 	// parked, is the breaker's own test.)
+}
+
+// TestProviderOutageParksNothing: the provider fails every request for a
+// while; the circuit opens, work waits (nothing is parked as failed),
+// the circuit closes when the provider answers again, and the backlog
+// drains.
+func TestProviderOutageParksNothing(t *testing.T) {
+	fake := openaitest.New(t, openaitest.Options{Model: "test-embed", Embedder: openaitest.Hash{Dim: 32, MaxTokens: 512}})
+	outage := make([]openaitest.Fault, 10)
+	for i := range outage {
+		outage[i] = openaitest.Error(503, "")
+	}
+	fake.Inject(outage...)
+	cfg := config.Default()
+	cfg.Source.Bucket, cfg.DataDir = "docs", t.TempDir()
+	cfg.Embedder = config.EmbedderConfig{Type: "openai", BaseURL: fake.URL(), Model: "test-embed", Dim: 32, MaxTokens: 512,
+		APIKeyEnv: "FRESHEN_UNSET_KEY", Timeout: config.Duration(10 * time.Second), CircuitOpenFor: config.Duration(200 * time.Millisecond),
+		Batch: config.BatchConfig{MaxTexts: 8}}
+	cfg.Retry.Backoff = config.Duration(10 * time.Millisecond)
+	cfg.Limits.MaxAttempts = 2 // an outage counted as attempts would park every key
+	src := memsource.New("docs")
+	for i := 0; i < 10; i++ {
+		src.Put(fmt.Sprintf("doc-%02d.md", i), "text/markdown", []byte(fmt.Sprintf("# Doc %d\n\nText %d about the harbor.\n", i, i)))
+	}
+	a, err := Open(context.Background(), cfg, Options{Source: src, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	h := a.Embedder.(interface{ ProviderHealth() error })
+	opened := make(chan struct{})
+	var once sync.Once
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if h.ProviderHealth() != nil {
+				once.Do(func() { close(opened) })
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	defer close(stop)
+	b := &stateBundle{cfg: cfg, src: src}
+	b.sync(t, a)
+	select {
+	case <-opened:
+	default:
+		t.Fatal("the circuit never opened during the outage")
+	}
+	if err := h.ProviderHealth(); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
+	b.exact(t, a, 10)
+	if sum, _ := a.Ledger.Summary(context.Background()); sum.Failed != 0 {
+		t.Fatalf("%d objects parked because the provider was down", sum.Failed)
+	}
 }

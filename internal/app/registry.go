@@ -127,7 +127,7 @@ func provider(p freshen.Embedder, cfg config.Config) freshen.Embedder {
 		lc.TokensPerMinute = max(e.TPM-lc.TokenBurst, 1)
 	}
 	limited := limit.New(p, lc)
-	guarded := breaker.New(limited, breaker.Config{})
+	guarded := breaker.New(limited, breaker.Config{OpenFor: time.Duration(e.CircuitOpenFor)})
 	retried := retry.New(guarded, retry.Config{})
 	b := e.Batch
 	parallel := b.Parallel

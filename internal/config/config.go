@@ -127,6 +127,9 @@ type EmbedderConfig struct {
 	RPM            int `yaml:"rpm"`
 	TPM            int `yaml:"tpm"`
 	MaxConcurrency int `yaml:"max-concurrency"`
+	// CircuitOpenFor is how long calls to a failing provider pause
+	// before a probe (doubling while probes fail, up to 5 minutes).
+	CircuitOpenFor Duration `yaml:"circuit-open-for"`
 	// PricePerMillionTokens turns tokens into money in status and metrics.
 	PricePerMillionTokens float64     `yaml:"price-per-million-tokens"`
 	Batch                 BatchConfig `yaml:"batch"`
@@ -259,7 +262,7 @@ func Default() Config {
 		Source:            SourceConfig{Region: ""},
 		Ledger:            LedgerConfig{Type: "sqlite"},
 		Index:             IndexConfig{Type: "embedded"},
-		Embedder: EmbedderConfig{Type: "builtin", APIKeyEnv: "OPENAI_API_KEY", Timeout: Duration(time.Minute),
+		Embedder: EmbedderConfig{Type: "builtin", APIKeyEnv: "OPENAI_API_KEY", Timeout: Duration(time.Minute), CircuitOpenFor: Duration(30 * time.Second),
 			Batch: BatchConfig{MaxTexts: 64, MaxWait: Duration(2 * time.Millisecond)}},
 		Feeds:   StringList{"webhook"},
 		Webhook: WebhookConfig{SNSVerify: true},
@@ -392,6 +395,9 @@ func (c Config) Validate() error {
 		}
 		if e.Timeout < Duration(time.Second) {
 			add("embedder.timeout = %s: want at least 1s", e.Timeout)
+		}
+		if e.CircuitOpenFor != 0 && (e.CircuitOpenFor < Duration(100*time.Millisecond) || e.CircuitOpenFor > Duration(5*time.Minute)) {
+			add("embedder.circuit-open-for = %s: want 100ms to 5m", e.CircuitOpenFor)
 		}
 	}
 	if c.Budget.TokensPerDay < 0 || c.Budget.USDPerDay < 0 {
