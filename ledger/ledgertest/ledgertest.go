@@ -492,6 +492,10 @@ func tReclaimQueuesARewrite(t *testing.T, newLedger NewLedger) {
 	if n, _, _ := l.Backlog(ctx); n != 2 {
 		t.Fatalf("backlog = %d, want both keys queued", n)
 	}
+	// A repair is backlog: it must not crowd out fresh edits.
+	if fresh, _ := l.Lease(ctx, freshen.LeaseParams{Owner: "w", Max: 10, TTL: time.Minute, FreshOnly: true}); len(fresh) != 0 {
+		t.Fatalf("reclaimed keys leased as fresh: %+v", fresh)
+	}
 	if s, ok := l.(freshen.Stamped); ok {
 		self, partner, err := s.Stamp(ctx)
 		must(t, err)

@@ -636,7 +636,7 @@ func (l *Ledger) Reclaim(ctx context.Context, keys []freshen.Reclaim) error {
 			return err
 		}
 		defer in.Close()
-		q, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin) VALUES (?, ?, ?, 1, 'recovery')
+		q, err := tx.PrepareContext(ctx, `INSERT INTO queue (bucket, key, first_seen, generation, origin, lane) VALUES (?, ?, ?, 1, 'recovery', 1)
 			ON CONFLICT (bucket, key) DO UPDATE SET generation = generation + 1, vanished = 0`)
 		if err != nil {
 			return err
