@@ -8,6 +8,7 @@ package freshen
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Sentinel errors. Implementations wrap them with %w so callers can use
@@ -88,4 +89,21 @@ func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx,
 func IsUrgent(ctx context.Context) bool {
 	v, _ := ctx.Value(urgentKey{}).(bool)
 	return v
+}
+
+// EmbedQuery embeds one search query with e's query side when it has one
+// (QueryEmbedder), else as a document. A wrong number of vectors is a
+// permanent error.
+func EmbedQuery(ctx context.Context, e Embedder, query string) ([]float32, error) {
+	if q, ok := e.(QueryEmbedder); ok {
+		return q.EmbedQuery(ctx, query)
+	}
+	vecs, err := e.Embed(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	if len(vecs) != 1 {
+		return nil, Permanent(fmt.Errorf("embedder %s returned %d vectors for one query", e.Model().Name, len(vecs)))
+	}
+	return vecs[0], nil
 }

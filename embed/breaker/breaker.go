@@ -215,7 +215,7 @@ func (b *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, erro
 func (b *Embedder) EmbedQuery(ctx context.Context, query string) ([]float32, error) {
 	var vec []float32
 	err := b.do(ctx, func(ctx context.Context) (err error) {
-		vec, err = embedQuery(ctx, b.inner, query)
+		vec, err = freshen.EmbedQuery(ctx, b.inner, query)
 		return err
 	})
 	return vec, err
@@ -368,17 +368,3 @@ func (b *Embedder) unlock(changes []Change) {
 	b.mu.Unlock()
 }
 
-// embedQuery embeds one query the way inner embeds queries.
-func embedQuery(ctx context.Context, inner freshen.Embedder, query string) ([]float32, error) {
-	if qe, ok := inner.(freshen.QueryEmbedder); ok {
-		return qe.EmbedQuery(ctx, query)
-	}
-	vecs, err := inner.Embed(ctx, []string{query})
-	if err != nil {
-		return nil, err
-	}
-	if len(vecs) != 1 {
-		return nil, fmt.Errorf("breaker: inner embedder %s returned %d vectors for one query", inner.Model().Name, len(vecs))
-	}
-	return vecs[0], nil
-}

@@ -196,7 +196,7 @@ func (e *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, erro
 func (e *Embedder) EmbedQuery(ctx context.Context, query string) ([]float32, error) {
 	var vec []float32
 	err := e.do(ctx, e.tokens([]string{query}), func(ctx context.Context) (err error) {
-		vec, err = embedQuery(ctx, e.inner, query)
+		vec, err = freshen.EmbedQuery(ctx, e.inner, query)
 		return err
 	})
 	return vec, err
@@ -473,20 +473,6 @@ func (e *Embedder) Delay(texts []string) time.Duration {
 	return d
 }
 
-// embedQuery embeds one query the way inner embeds queries.
-func embedQuery(ctx context.Context, inner freshen.Embedder, query string) ([]float32, error) {
-	if qe, ok := inner.(freshen.QueryEmbedder); ok {
-		return qe.EmbedQuery(ctx, query)
-	}
-	vecs, err := inner.Embed(ctx, []string{query})
-	if err != nil {
-		return nil, err
-	}
-	if len(vecs) != 1 {
-		return nil, fmt.Errorf("limit: inner embedder %s returned %d vectors for one query", inner.Model().Name, len(vecs))
-	}
-	return vecs[0], nil
-}
 
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

@@ -234,7 +234,7 @@ func (e *Embedder) EmbedQuery(ctx context.Context, query string) ([]float32, err
 	}
 	var vec []float32
 	err := e.do(ctx, e.cfg.Now(), func(ctx context.Context) error {
-		v, err := embedQuery(ctx, e.inner, query)
+		v, err := freshen.EmbedQuery(ctx, e.inner, query)
 		vec = v
 		return err
 	})
@@ -346,20 +346,6 @@ func (e *Embedder) backoff(n int, err error) time.Duration {
 	return d
 }
 
-// embedQuery embeds one query the way inner embeds queries.
-func embedQuery(ctx context.Context, inner freshen.Embedder, query string) ([]float32, error) {
-	if qe, ok := inner.(freshen.QueryEmbedder); ok {
-		return qe.EmbedQuery(ctx, query)
-	}
-	vecs, err := inner.Embed(ctx, []string{query})
-	if err != nil {
-		return nil, err
-	}
-	if len(vecs) != 1 {
-		return nil, freshen.Permanent(fmt.Errorf("retry: inner embedder %s returned %d vectors for one query", inner.Model().Name, len(vecs)))
-	}
-	return vecs[0], nil
-}
 
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

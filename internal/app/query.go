@@ -37,7 +37,7 @@ func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([
 	if strings.TrimSpace(query) == "" {
 		return nil, ErrEmptyQuery
 	}
-	vec, err := a.embedQuery(ctx, queryWindow(a.Embedder, query))
+	vec, err := freshen.EmbedQuery(ctx, a.Embedder, queryWindow(a.Embedder, query))
 	if err != nil {
 		return nil, err
 	}
@@ -112,19 +112,6 @@ func runeEnd(s string, i int) int {
 		i++
 	}
 	return i
-}
-
-// embedQuery embeds a search query with the model's query side where it
-// has one (Cohere's search_query input type), else like a document.
-func (a *App) embedQuery(ctx context.Context, query string) ([]float32, error) {
-	if q, ok := a.Embedder.(freshen.QueryEmbedder); ok {
-		return q.EmbedQuery(ctx, query)
-	}
-	vecs, err := a.Embedder.Embed(ctx, []string{query})
-	if err != nil {
-		return nil, err
-	}
-	return vecs[0], nil
 }
 
 // Status is `freshen status --json` (and the HTTP API's /v1/status).
