@@ -367,4 +367,3 @@ func (b *Embedder) unlock(changes []Change) {
 	b.delivering = false
 	b.mu.Unlock()
 }
-

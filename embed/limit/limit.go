@@ -473,7 +473,6 @@ func (e *Embedder) Delay(texts []string) time.Duration {
 	return d
 }
 
-
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()

@@ -346,7 +346,6 @@ func (e *Embedder) backoff(n int, err error) time.Duration {
 	return d
 }
 
-
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
