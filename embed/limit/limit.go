@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/embed/internal/wait"
 )
 
 // Config sets the limits. Zero fields take their defaults; a zero rate or
@@ -71,7 +72,7 @@ func (c Config) WithDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleep
+		c.Sleep = wait.Sleep
 	}
 	return c
 }
@@ -471,18 +472,4 @@ func (e *Embedder) Delay(texts []string) time.Duration {
 		d = max(d, wait(e.toks, e.tokens(texts)))
 	}
 	return d
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

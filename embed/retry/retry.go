@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/embed/internal/wait"
 )
 
 // Reasons passed to Observer.Retry: a small fixed set, so that they can
@@ -85,7 +86,7 @@ func (c Config) WithDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleep
+		c.Sleep = wait.Sleep
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Int64N
@@ -344,18 +345,4 @@ func (e *Embedder) backoff(n int, err error) time.Duration {
 		d = after
 	}
 	return d
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
