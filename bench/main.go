@@ -43,7 +43,7 @@ type runner struct {
 }
 
 // sectionOrder is the order of the report's sections (the suites' titles).
-var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits"}
+var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits", "Pipeline ceiling: two revisions"}
 
 var suites = []struct {
 	name string

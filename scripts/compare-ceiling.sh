@@ -26,10 +26,29 @@ build() { # rev dir out
 }
 build "$base" "$tmp/a" "$tmp/bench-a"
 build "$head" "$tmp/b" "$tmp/bench-b"
-echo "| round | $base (objects/s) | $head (objects/s) | ratio |"
-echo "|---|---|---|---|"
-for i in $(seq 1 "$rounds"); do
-	a=$(cd "$tmp" && ./bench-a -child ceiling | sed 's/.*: *\([0-9.]*\).*/\1/')
-	b=$(cd "$tmp" && ./bench-b -child ceiling | sed 's/.*: *\([0-9.]*\).*/\1/')
-	printf '| %d | %.0f | %.0f | %.2f |\n' "$i" "$a" "$b" "$(echo "$b / $a" | bc -l)"
-done
+table="$tmp/table.md"
+{
+	echo "| round | $base (objects/s) | $head (objects/s) | ratio |"
+	echo "|---|---|---|---|"
+	for i in $(seq 1 "$rounds"); do
+		a=$(cd "$tmp" && ./bench-a -child ceiling | sed 's/.*: *\([0-9.]*\).*/\1/')
+		b=$(cd "$tmp" && ./bench-b -child ceiling | sed 's/.*: *\([0-9.]*\).*/\1/')
+		printf '| %d | %.0f | %.0f | %.2f |\n' "$i" "$a" "$b" "$(echo "$b / $a" | bc -l)"
+	done
+} | tee "$table"
+# Keep the table in BENCHMARKS.md, under its own heading (the bench
+# program keeps sections it did not run).
+python3 - "$table" "$base" "$head" "$rounds" <<'PY'
+import re, sys
+table, base, head, rounds = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4]
+title = "## Pipeline ceiling: two revisions"
+body = (f"{title}\n\nThe pipeline ceiling (zero-cost embedder; real extractor, chunker, SQLite ledger and embedded index; "
+        f"2,000 objects from memory) of `{base}` and `{head}`, alternated in one run so that the machine's noise hits both alike. "
+        f"Reproduce with `./scripts/compare-ceiling.sh {base} {head} {rounds}`.\n\n{table}\n")
+doc = open("BENCHMARKS.md").read()
+if title in doc:
+    doc = re.sub(re.escape(title) + r".*?(?=\n## |\Z)", body.rstrip("\n") + "\n", doc, flags=re.S)
+else:
+    doc = doc.rstrip("\n") + "\n\n" + body
+open("BENCHMARKS.md", "w").write(doc)
+PY
