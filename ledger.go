@@ -238,7 +238,8 @@ type Catalog interface {
 // Contract: CacheEmbeddings stores vectors and, in the same transaction,
 // adds the work that made them to the lifetime counters, so the counters
 // survive a crash before the object's commit. It is durable on return and
-// idempotent. Counters returns the lifetime sums.
+// idempotent. With no vectors it only adds the work (tokens a provider
+// billed for a call that then failed). Counters returns the lifetime sums.
 type EmbeddingCache interface {
 	CachedEmbeddings(ctx context.Context, model string, hashes []ChunkHash) (map[ChunkHash][]float32, error)
 	CacheEmbeddings(ctx context.Context, model string, vecs map[ChunkHash][]float32, work Counters) error

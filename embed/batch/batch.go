@@ -238,8 +238,12 @@ func (b *Embedder) run(batch []*request, n int) {
 	// wait on it too, but not all of them: with every caller gone its
 	// result is wasted, and Close would wait for it.
 	ctx, stop := whileAnyWaits(live)
-	vecs, err := b.embed(ctx, texts)
+	// The merged call is metered on its own; each caller is then told
+	// its share of the tokens the provider reported.
+	var m freshen.Meter
+	vecs, err := b.embed(freshen.WithMeter(ctx, &m), texts)
 	stop()
+	b.share(&m, live)
 	if err != nil && len(live) > 1 && freshen.IsPermanent(err) {
 		// Some input is bad, and the same texts would fail the same way:
 		// find out whose by running each caller alone, under its own ctx
@@ -263,6 +267,25 @@ func (b *Embedder) run(batch []*request, n int) {
 		}
 		off += len(r.texts)
 		close(r.done)
+	}
+}
+
+// share reports to each caller's meter its part of the tokens m saw, in
+// proportion to the tokens of its own texts, so that the callers' meters
+// add up to exactly what the provider reported.
+func (b *Embedder) share(m *freshen.Meter, live []*request) {
+	tokens, ok := m.Tokens()
+	if !ok {
+		return
+	}
+	weights := make([]int64, len(live))
+	for i, r := range live {
+		for _, t := range r.texts {
+			weights[i] += int64(freshen.CountTokens(b.inner, t))
+		}
+	}
+	for i, n := range freshen.Shares(tokens, weights) {
+		freshen.ReportUsage(live[i].ctx, n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -455,5 +456,59 @@ func TestUrgentIsNotHeldBack(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("an urgent call waited to be merged")
+	}
+}
+
+// billing reports, for each call, three tokens per byte of its texts:
+// not what CountTokens (one per byte) says, as a provider's own count
+// differs from freshen's.
+type billing struct {
+	echo
+	billed atomic.Int64
+}
+
+func (b *billing) CountTokens(text string) int { return len(text) }
+func (b *billing) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	vecs, err := b.echo.Embed(ctx, texts)
+	var n int64
+	for _, t := range texts {
+		n += 3 * int64(len(t))
+	}
+	b.billed.Add(n)
+	freshen.ReportUsage(ctx, n)
+	return vecs, err
+}
+
+// TestUsageIsSharedAmongMergedCallers: each caller's meter gets its part
+// of the merged call's reported tokens, and the parts add up to exactly
+// what the provider reported.
+func TestUsageIsSharedAmongMergedCallers(t *testing.T) {
+	inner := &billing{echo: echo{delay: 5 * time.Millisecond}}
+	b := setup(t, inner, Config{MaxTexts: 64, MaxWait: 20 * time.Millisecond})
+	meters := make([]freshen.Meter, 20)
+	var wg sync.WaitGroup
+	for c := range meters {
+		wg.Go(func() {
+			texts := []string{fmt.Sprintf("t%d", c), strings.Repeat("t1", c+1)}
+			if _, err := b.Embed(freshen.WithMeter(context.Background(), &meters[c]), texts); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if inner.calls.Load() >= int64(len(meters)) {
+		t.Fatalf("%d inner calls for %d callers: nothing was merged", inner.calls.Load(), len(meters))
+	}
+	var sum int64
+	for c := range meters {
+		got, ok := meters[c].Tokens()
+		want := 3 * int64(len(fmt.Sprintf("t%d", c))+2*(c+1))
+		if !ok || got != want {
+			t.Errorf("caller %d: meter %d (reported %v), want %d", c, got, ok, want)
+		}
+		sum += got
+	}
+	if sum != inner.billed.Load() {
+		t.Errorf("callers were told %d tokens, the provider reported %d", sum, inner.billed.Load())
 	}
 }

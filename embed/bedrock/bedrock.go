@@ -352,7 +352,10 @@ func (e *Embedder) call(ctx context.Context, pieces []piece, inputType string) e
 	if tokens == 0 {
 		tokens = headerTokens(out.ResultMetadata)
 	}
-	e.usage.Add(int64(tokens))
+	if tokens > 0 {
+		e.usage.Add(int64(tokens))
+		freshen.ReportUsage(ctx, int64(tokens))
+	}
 	if len(vecs) != len(pieces) {
 		return freshen.Permanent(fmt.Errorf("%s: %w: %d vectors for %d texts", op, errShape, len(vecs), len(pieces)))
 	}

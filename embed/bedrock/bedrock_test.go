@@ -436,7 +436,8 @@ func TestWindowingWithoutSpaces(t *testing.T) {
 func TestUsage(t *testing.T) {
 	for _, model := range models {
 		e, b := setup(t, bedrock.Config{Model: model}, bedrocktest.Options{})
-		ctx := context.Background()
+		var m freshen.Meter
+		ctx := freshen.WithMeter(context.Background(), &m)
 		if _, err := e.Embed(ctx, []string{"A dog runs in the park.", "Quarterly tax filing", longText()[:9000]}); err != nil {
 			t.Fatal(err)
 		}
@@ -448,6 +449,10 @@ func TestUsage(t *testing.T) {
 		e.Embed(ctx, []string{"throttled"})
 		if got, want := e.Usage(), b.srv.Tokens(); got != want || got == 0 {
 			t.Errorf("%s: Usage() = %d, the server reported %d tokens", model, got, want)
+		}
+		// The calls' meter (how the pipeline's counters learn it) too.
+		if got, ok := m.Tokens(); !ok || got != b.srv.Tokens() {
+			t.Errorf("%s: meter = %d (reported %v), the server reported %d tokens", model, got, ok, b.srv.Tokens())
 		}
 	}
 }

@@ -95,8 +95,14 @@ type Config struct {
 	// "float". Servers that ignore it and answer floats work either way.
 	EncodingFormat string
 
-	// CountTokens, if set, is the model's tokenizer; by default tokens are
-	// estimated (see Embedder.CountTokens).
+	// Tokenizer names how tokens are counted for batching, windowing,
+	// rate limits and estimates: TokenizerCL100k (OpenAI's tokenizer for
+	// its embedding models, the default for them) or TokenizerEstimate
+	// (bytes/3, which errs high; the default for any other model name, so
+	// set cl100k_base for an Azure deployment of an OpenAI model).
+	Tokenizer string
+	// CountTokens, if set, is the model's tokenizer and overrides
+	// Tokenizer.
 	CountTokens func(text string) int `json:"-"`
 	// HTTPClient sends the requests (default: a client of its own with
 	// http.DefaultTransport's settings). Its Timeout should be zero:
@@ -269,6 +275,9 @@ func (c Config) Validate() error {
 	}
 	if c.EncodingFormat != "float" && c.EncodingFormat != "base64" {
 		add("EncodingFormat %q: want float or base64", c.EncodingFormat)
+	}
+	if c.Tokenizer != "" && c.Tokenizer != TokenizerCL100k && c.Tokenizer != TokenizerEstimate {
+		add("Tokenizer %q: want %s or %s", c.Tokenizer, TokenizerCL100k, TokenizerEstimate)
 	}
 	if c.HTTPClient != nil && c.HTTPClient.Timeout != 0 && c.HTTPClient.Timeout < c.Timeout {
 		add("HTTPClient.Timeout %s is below Timeout %s: leave it zero", c.HTTPClient.Timeout, c.Timeout)

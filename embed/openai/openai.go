@@ -73,7 +73,7 @@ func New(cfg Config) (*Embedder, error) {
 		count: cfg.CountTokens,
 	}
 	if e.count == nil {
-		e.count = estimateTokens
+		e.count = tokenizerFor(cfg.Tokenizer, cfg.Model)
 	}
 	return e, nil
 }
@@ -82,10 +82,12 @@ func New(cfg Config) (*Embedder, error) {
 // "@"+Dimensions when set) unless Config.Name overrides it.
 func (e *Embedder) Model() freshen.ModelInfo { return e.info }
 
-// CountTokens is Config.CountTokens if set, else an estimate: ceil of the
-// text's UTF-8 bytes over three, which errs high for OpenAI's tokenizers
-// so that batches and windows stay under the server's caps. What the
-// provider actually counted (and bills) is in Usage.
+// CountTokens counts with Config.CountTokens if set, else with the
+// configured Tokenizer: OpenAI's cl100k_base for its own models, else an
+// estimate (ceil of the UTF-8 bytes over three, which errs high so that
+// batches and windows stay under the server's caps). What the provider
+// actually counted (and bills) is in Usage, and reaches freshen's
+// counters through freshen.ReportUsage.
 func (e *Embedder) CountTokens(text string) int { return e.count(text) }
 
 // Usage is the number of tokens the server reported using
@@ -271,7 +273,10 @@ func (e *Embedder) request(ctx context.Context, op string, inputs []string, out 
 	if used == 0 {
 		used = res.Usage.PromptTokens
 	}
-	e.usage.Add(used)
+	if used > 0 {
+		e.usage.Add(used)
+		freshen.ReportUsage(ctx, used)
+	}
 	if len(res.Data) != len(inputs) {
 		return freshen.Permanent(fmt.Errorf("openai: %s: server returned %d vectors for %s", op, len(res.Data), inputsOf(len(inputs))))
 	}

@@ -610,16 +610,25 @@ func TestParallelFailure(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	e, srv := setup(t, openai.Config{MaxTokens: 30, MaxInputs: 3}, openaitest.Options{})
-	embed(t, e, "a few words here", "and some more words", "x", "y", "z")
-	embed(t, e, sentences(12))
+	var m freshen.Meter
+	ctx := freshen.WithMeter(context.Background(), &m)
+	for _, texts := range [][]string{{"a few words here", "and some more words", "x", "y", "z"}, {sentences(12)}} {
+		if _, err := e.Embed(ctx, texts); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A rejected answer still used tokens.
 	srv.Inject(openaitest.WrongDim(3))
-	if _, err := e.Embed(context.Background(), []string{"billed anyway"}); !errors.Is(err, freshen.ErrDimension) {
+	if _, err := e.Embed(ctx, []string{"billed anyway"}); !errors.Is(err, freshen.ErrDimension) {
 		t.Fatalf("Embed = %v, want ErrDimension", err)
 	}
 	st := srv.Stats()
 	if st.Tokens == 0 || e.Usage() != st.Tokens {
 		t.Errorf("Usage() = %d, server served %d tokens", e.Usage(), st.Tokens)
+	}
+	// The calls' meter saw the same tokens, answer by answer.
+	if got, ok := m.Tokens(); !ok || got != st.Tokens {
+		t.Errorf("meter = %d (reported %v), server served %d tokens", got, ok, st.Tokens)
 	}
 	// The server counts words, the client estimates bytes/3: Usage is
 	// the server's.
@@ -696,5 +705,35 @@ func TestIgnoresEnvironment(t *testing.T) {
 	r := srv.Requests()[0]
 	if r.Header.Get("Authorization") != "Bearer "+testKey || r.Header.Get("X-From-Env") != "" {
 		t.Errorf("request headers %v: the environment leaked in", r.Header)
+	}
+}
+
+// TestTokenizer: OpenAI's models are counted with cl100k_base, as OpenAI
+// counts them; other model names with the estimate unless configured.
+func TestTokenizer(t *testing.T) {
+	for _, c := range []struct {
+		cfg  openai.Config
+		text string
+		want int
+	}{
+		// tiktoken's own examples for cl100k_base.
+		{openai.Config{Model: "text-embedding-3-small"}, "hello world", 2},
+		{openai.Config{Model: "text-embedding-ada-002"}, "tiktoken is great!", 6},
+		{openai.Config{Model: "my-deployment", Dim: 8, MaxTokens: 100, Tokenizer: openai.TokenizerCL100k}, "hello world", 2},
+		// The estimate: ceil(bytes/3).
+		{openai.Config{Model: "nomic-embed-text", Dim: 8, MaxTokens: 100}, "hello world", 4},
+		{openai.Config{Model: "text-embedding-3-large", Tokenizer: openai.TokenizerEstimate}, "hello world", 4},
+	} {
+		c.cfg.APIKey, c.cfg.BaseURL = testKey, "http://127.0.0.1:1/v1"
+		e, err := openai.New(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.CountTokens(c.text); got != c.want {
+			t.Errorf("%s (tokenizer %q): CountTokens(%q) = %d, want %d", c.cfg.Model, c.cfg.Tokenizer, c.text, got, c.want)
+		}
+	}
+	if _, err := openai.New(openai.Config{Model: "text-embedding-3-small", APIKey: testKey, Tokenizer: "gpt2"}); err == nil || !strings.Contains(err.Error(), "Tokenizer") {
+		t.Errorf("an unknown tokenizer: %v", err)
 	}
 }

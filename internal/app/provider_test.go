@@ -20,8 +20,11 @@ import (
 // converges exactly, parks nothing, and pays for each distinct chunk in
 // at most one successful response.
 func TestProviderUnderFaults(t *testing.T) {
-	fake := openaitest.New(t, openaitest.Options{APIKey: "sk-test", Model: "test-embed", FaultRate: 0.2, Seed: 7,
+	fake := openaitest.New(t, openaitest.Options{APIKey: "sk-test", Model: "test-embed", FaultRate: 0.2, Seed: 7, Record: true,
 		Embedder: openaitest.Hash{Dim: 32, MaxTokens: 512},
+		// The server counts words; freshen's own estimate differs, so
+		// equal counters show that the server's usage was recorded.
+		CountTokens: func(s string) int { return len(strings.Fields(s)) },
 		Faults: []openaitest.Fault{openaitest.RateLimit(20 * time.Millisecond), openaitest.Error(500, ""),
 			openaitest.Error(503, ""), openaitest.Reset()}})
 	t.Setenv("FRESHEN_TEST_OPENAI_KEY", "sk-test")
@@ -52,6 +55,22 @@ func TestProviderUnderFaults(t *testing.T) {
 	}
 	if int(st.Inputs) != sum.Chunks {
 		t.Fatalf("the server embedded %d inputs in successful responses for %d distinct chunks", st.Inputs, sum.Chunks)
+	}
+	counters, err := a.Ledger.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counters.TokensEmbedded != st.Tokens || counters.TokensToday != st.Tokens {
+		t.Fatalf("counters say %d tokens (%d today), the server counted %d", counters.TokensEmbedded, counters.TokensToday, st.Tokens)
+	}
+	var estimate int64
+	for _, r := range fake.Requests() {
+		for _, in := range r.Input {
+			estimate += int64(freshen.CountTokens(a.Embedder, in))
+		}
+	}
+	if estimate == st.Tokens {
+		t.Fatalf("freshen's own count (%d) equals the server's: the test cannot tell them apart", estimate)
 	}
 }
 

@@ -87,7 +87,7 @@ func openaiConfig(cfg config.Config) (openai.Config, error) {
 	e := cfg.Embedder
 	oc := openai.Config{BaseURL: e.BaseURL, APIKey: openai.Secret(os.Getenv(e.APIKeyEnv)), APIVersion: e.APIVersion,
 		Model: e.Model, Dimensions: e.Dimensions, Dim: e.Dim, MaxTokens: e.MaxTokens, Truncate: e.Truncate,
-		Timeout: time.Duration(e.Timeout)}
+		Tokenizer: e.Tokenizer, Timeout: time.Duration(e.Timeout)}
 	if e.Azure {
 		oc.APIKeyHeader = "api-key"
 	}
@@ -96,7 +96,7 @@ func openaiConfig(cfg config.Config) (openai.Config, error) {
 	}
 	if err := oc.Validate(); err != nil {
 		return oc, fmt.Errorf("%w\n  (in the configuration: Model is embedder.model, Dim embedder.dim, MaxTokens embedder.max-tokens, "+
-			"Dimensions embedder.dimensions, BaseURL embedder.base-url)", err)
+			"Dimensions embedder.dimensions, BaseURL embedder.base-url, Tokenizer embedder.tokenizer)", err)
 	}
 	return oc, nil
 }

@@ -108,6 +108,11 @@ type EmbedderConfig struct {
 	// Truncate cuts inputs longer than the model's context instead of
 	// embedding them as the mean of their windows.
 	Truncate bool `yaml:"truncate"`
+	// Tokenizer counts tokens for an OpenAI-compatible model:
+	// cl100k_base (OpenAI's, the default for its models) or estimate
+	// (the default for other model names). Providers' reported usage is
+	// what the counters record either way.
+	Tokenizer string `yaml:"tokenizer"`
 	// APIKeyEnv names the environment variable holding the API key
 	// (default OPENAI_API_KEY); the key itself is never in the file.
 	APIKeyEnv string `yaml:"api-key-env"`
@@ -395,6 +400,9 @@ func (c Config) Validate() error {
 		}
 		if e.Timeout < Duration(time.Second) {
 			add("embedder.timeout = %s: want at least 1s", e.Timeout)
+		}
+		if t := e.Tokenizer; t != "" && (e.Type != "openai" || (t != "cl100k_base" && t != "estimate")) {
+			add("embedder.tokenizer %q: want cl100k_base or estimate, for embedder.type openai only", t)
 		}
 		if e.CircuitOpenFor != 0 && (e.CircuitOpenFor < Duration(100*time.Millisecond) || e.CircuitOpenFor > Duration(5*time.Minute)) {
 			add("embedder.circuit-open-for = %s: want 100ms to 5m", e.CircuitOpenFor)

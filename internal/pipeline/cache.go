@@ -85,9 +85,11 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 		}
 		err := c.spend(ctx, batch)
 		var vecs [][]float32
+		var meter freshen.Meter
 		if err == nil {
-			vecs, err = c.emb.Embed(ctx, batch)
+			vecs, err = c.emb.Embed(freshen.WithMeter(ctx, &meter), batch)
 		}
+		billed, reported := meter.Tokens()
 		if err == nil && len(vecs) != len(batch) {
 			err = freshen.Permanent(fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(batch)))
 		}
@@ -105,6 +107,11 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 			for _, t := range batch {
 				paid.CharsEmbedded += int64(len([]rune(t)))
 				paid.TokensEmbedded += int64(c.countTokens(t))
+			}
+			if reported {
+				// What the provider says it used, and bills, wins
+				// over our own count.
+				paid.TokensEmbedded = billed
 			}
 			// The cost is recorded with the vectors, atomically.
 			err = c.led.CacheEmbeddings(ctx, model, fresh, paid)
@@ -126,6 +133,13 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 			delete(c.inflight, h)
 		}
 		c.mu.Unlock()
+		if err != nil && billed > 0 && ctx.Err() == nil {
+			// Part of the call was answered (and billed) before it
+			// failed: count those tokens, best effort, so the counters
+			// keep equal to the provider's bill.
+			_ = c.led.CacheEmbeddings(ctx, model, nil, freshen.Counters{TokensEmbedded: billed})
+			work.TokensEmbedded += billed
+		}
 		if err != nil {
 			// Release the rest of ours so waiters do not hang.
 			c.mu.Lock()

@@ -556,8 +556,8 @@ func tEmbeddingCache(t *testing.T, newLedger NewLedger) {
 		must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h9": {9, 9}}, freshen.Counters{ChunksEmbedded: 1, TokensEmbedded: 5}))
 		b.now = b.now.Add(2 * time.Hour)
 		must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h8": {8, 8}}, freshen.Counters{ChunksEmbedded: 1, TokensEmbedded: 7}))
-		if c, _ := l.Counters(ctx); c.TokensEmbedded != 21 || c.TokensToday != 7 {
-			t.Fatalf("after midnight: %+v, want 21 tokens in all and 7 today", c)
+		if c, _ := l.Counters(ctx); c.TokensEmbedded != 23 || c.TokensToday != 7 {
+			t.Fatalf("after midnight: %+v, want 23 tokens in all and 7 today", c)
 		}
 	}()
 	must(t, l.CacheEmbeddings(ctx, "m1", map[freshen.ChunkHash][]float32{"h1": {1, 2}, "h2": {3, 4}}, freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 9}))
@@ -571,6 +571,11 @@ func tEmbeddingCache(t *testing.T, newLedger NewLedger) {
 	}
 	if got, _ := l.CachedEmbeddings(ctx, "m2", []freshen.ChunkHash{"h1"}); len(got) != 0 {
 		t.Fatal("cache is not keyed by model")
+	}
+	// Tokens billed for a call that failed are counted without vectors.
+	must(t, l.CacheEmbeddings(ctx, "m1", nil, freshen.Counters{TokensEmbedded: 2}))
+	if c, _ := l.Counters(ctx); c.ChunksEmbedded != 2 || c.TokensEmbedded != 11 || c.TokensToday != 11 {
+		t.Fatalf("counters = %+v, want 2 billed tokens added to 9", c)
 	}
 }
 
