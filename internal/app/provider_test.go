@@ -148,26 +148,24 @@ func TestProviderDownOpensTheCircuit(t *testing.T) {
 	// parked, is the breaker's own test.)
 }
 
-// TestProviderOutageParksNothing: the provider fails every request for a
-// while; the circuit opens, work waits (nothing is parked as failed),
-// the circuit closes when the provider answers again, and the backlog
-// drains.
-func TestProviderOutageParksNothing(t *testing.T) {
+// TestProviderDownForAMinute: the provider answers every request with
+// 503 for a whole minute. The circuit opens and stops the calls (a few
+// probes, not a request storm), work waits in the queue (nothing is
+// parked as failed, though two failed attempts would park a key), the
+// circuit closes once the provider answers again, and the backlog drains.
+func TestProviderDownForAMinute(t *testing.T) {
+	t.Parallel()
+	const outage = time.Minute
 	fake := openaitest.New(t, openaitest.Options{Model: "test-embed", Embedder: openaitest.Hash{Dim: 32, MaxTokens: 512}})
-	outage := make([]openaitest.Fault, 10)
-	for i := range outage {
-		outage[i] = openaitest.Error(503, "")
-	}
-	fake.Inject(outage...)
 	cfg := config.Default()
 	cfg.Source.Bucket, cfg.DataDir = "docs", t.TempDir()
 	cfg.Embedder = config.EmbedderConfig{Type: "openai", BaseURL: fake.URL(), Model: "test-embed", Dim: 32, MaxTokens: 512,
-		APIKeyEnv: "FRESHEN_UNSET_KEY", Timeout: config.Duration(10 * time.Second), CircuitOpenFor: config.Duration(200 * time.Millisecond),
+		APIKeyEnv: "FRESHEN_UNSET_KEY", Timeout: config.Duration(10 * time.Second), CircuitOpenFor: config.Duration(time.Second),
 		Batch: config.BatchConfig{MaxTexts: 8}}
 	cfg.Retry.Backoff = config.Duration(10 * time.Millisecond)
 	cfg.Limits.MaxAttempts = 2 // an outage counted as attempts would park every key
 	src := memsource.New("docs")
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 20; i++ {
 		src.Put(fmt.Sprintf("doc-%02d.md", i), "text/markdown", []byte(fmt.Sprintf("# Doc %d\n\nText %d about the harbor.\n", i, i)))
 	}
 	a, err := Open(context.Background(), cfg, Options{Source: src, Exclusive: true})
@@ -176,34 +174,49 @@ func TestProviderOutageParksNothing(t *testing.T) {
 	}
 	defer a.Close()
 	h := a.Embedder.(interface{ ProviderHealth() error })
-	opened := make(chan struct{})
-	var once sync.Once
+	var mu sync.Mutex
+	var opened, closed time.Time
 	stop := make(chan struct{})
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		for {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-time.After(5 * time.Millisecond):
 			}
-			if h.ProviderHealth() != nil {
-				once.Do(func() { close(opened) })
+			mu.Lock()
+			switch err := h.ProviderHealth(); {
+			case err != nil && opened.IsZero():
+				opened = time.Now()
+			case err == nil && !opened.IsZero() && closed.IsZero():
+				closed = time.Now()
 			}
-			time.Sleep(time.Millisecond)
+			mu.Unlock()
 		}
 	}()
-	defer close(stop)
+	start := time.Now()
+	fake.DownFor(openaitest.Error(503, ""), outage)
 	b := &stateBundle{cfg: cfg, src: src}
 	b.sync(t, a)
-	select {
-	case <-opened:
-	default:
-		t.Fatal("the circuit never opened during the outage")
+	drained := time.Since(start)
+	close(stop)
+	<-watched
+	st := fake.Stats()
+	t.Logf("circuit opened after %s, closed after %s; drained after %s; %d requests failed during the outage",
+		opened.Sub(start).Round(time.Millisecond), closed.Sub(start).Round(time.Millisecond), drained.Round(time.Millisecond), st.Faults)
+	if opened.IsZero() || closed.IsZero() {
+		t.Fatalf("the circuit never opened (%v) or never closed again (%v)", opened, closed)
 	}
-	if err := h.ProviderHealth(); err != nil {
-		t.Fatalf("after the outage: %v", err)
+	if closed.Sub(start) < outage {
+		t.Fatalf("the circuit closed %s into a %s outage", closed.Sub(start), outage)
 	}
-	b.exact(t, a, 10)
+	// One request a second would be 60; the breaker probes far less.
+	if st.Faults > 30 {
+		t.Fatalf("%d requests reached the provider while it was down: the circuit did not stop them", st.Faults)
+	}
+	b.exact(t, a, 20)
 	if sum, _ := a.Ledger.Summary(context.Background()); sum.Failed != 0 {
 		t.Fatalf("%d objects parked because the provider was down", sum.Failed)
 	}

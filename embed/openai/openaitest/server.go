@@ -116,6 +116,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	queue    []Fault
+	// down, until downUntil, is every request's fault (DownFor).
+	down      Fault
+	downUntil time.Time
 	rng      *rand.Rand
 	stats    Stats
 	requests []Request
@@ -208,6 +211,14 @@ func (s *Server) Inject(faults ...Fault) {
 	s.queue = append(s.queue, faults...)
 }
 
+// DownFor answers every request with f for d from now (a provider
+// outage of a given length); queued faults come first.
+func (s *Server) DownFor(f Fault, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down, s.downUntil = f, time.Now().Add(d)
+}
+
 // Stats returns the counts so far.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -231,6 +242,10 @@ func (s *Server) nextFault() (Fault, bool) {
 		s.queue = s.queue[1:]
 		s.stats.Faults++
 		return f, true
+	}
+	if time.Now().Before(s.downUntil) {
+		s.stats.Faults++
+		return s.down, true
 	}
 	if s.opts.FaultRate > 0 && s.rng.Float64() < s.opts.FaultRate {
 		s.stats.Faults++
