@@ -189,7 +189,10 @@ type Record struct {
 	Ordinal  int       `json:"ordinal"`
 	Text     string    `json:"text"`
 	Headings []string  `json:"headings,omitempty"`
-	Vector   []float32 `json:"-"`
+	// Version is the object version the record was written for (see
+	// ObjectWrite); indexes that do not keep it leave it empty.
+	Version string    `json:"version,omitempty"`
+	Vector  []float32 `json:"-"`
 }
 
 // Query is a nearest-neighbour search.

@@ -52,3 +52,52 @@ ensure_peers() {
   # The scripts themselves are always fresh from the checkout.
   cp bench/peers/*.mjs "$PEERS_DIR/"
 }
+
+WEAVIATE_VERSION="${WEAVIATE_VERSION:-v1.35.2}"
+
+# ensure_weaviate installs the pinned weaviate-server (a clustered vector
+# database, for the index/weaviate tests) into $FRESHEN_CACHE/bin, once.
+ensure_weaviate() {
+  local bin="$FRESHEN_CACHE/bin/weaviate-server" stamp="$FRESHEN_CACHE/bin/.weaviate-$WEAVIATE_VERSION"
+  if [ -x "$bin" ] && [ -f "$stamp" ]; then
+    return 0
+  fi
+  log "installing weaviate-server $WEAVIATE_VERSION into $FRESHEN_CACHE/bin (about 3 minutes, once)"
+  (cd / && GOBIN="$FRESHEN_CACHE/bin" GOFLAGS=-mod=mod go install "github.com/weaviate/weaviate/cmd/weaviate-server@$WEAVIATE_VERSION")
+  touch "$stamp"
+}
+
+PGLITE_VERSION="${PGLITE_VERSION:-0.5.14}"
+PGLITE_SOCKET_VERSION="${PGLITE_SOCKET_VERSION:-0.2.17}"
+
+# ensure_pglite installs PGlite (PostgreSQL in WebAssembly, with pgvector)
+# and its Postgres-wire server into $FRESHEN_CACHE/pglite, once, and a
+# launcher $FRESHEN_CACHE/bin/pglite-server that the pgvector tests start.
+ensure_pglite() {
+  local dir="$FRESHEN_CACHE/pglite-$PGLITE_VERSION-$PGLITE_SOCKET_VERSION" bin="$FRESHEN_CACHE/bin/pglite-server"
+  if ! command -v node >/dev/null 2>&1; then
+    log "installing Node.js (apt) for PGlite"
+    apt_install nodejs npm
+  fi
+  if [ ! -f "$dir/.installed" ]; then
+    log "installing PGlite $PGLITE_VERSION with pgvector into $dir (npm, once)"
+    mkdir -p "$dir"
+    (cd "$dir" && { [ -f package.json ] || echo '{"private":true}' > package.json; } &&
+      npm install --no-audit --no-fund --loglevel=error -E "@electric-sql/pglite@$PGLITE_VERSION" "@electric-sql/pglite-socket@$PGLITE_SOCKET_VERSION")
+    touch "$dir/.installed"
+  fi
+  cat > "$bin.tmp" <<LAUNCH
+#!/bin/sh
+# Serves one PGlite database with pgvector over the Postgres protocol:
+# pglite-server -h 127.0.0.1 -p PORT [-d DATADIR]
+exec node "$dir/node_modules/@electric-sql/pglite-socket/dist/scripts/server.js" -e @electric-sql/pglite-pgvector:vector -m 4 "\$@"
+LAUNCH
+  chmod +x "$bin.tmp" && mv "$bin.tmp" "$bin"
+}
+
+# apt_install installs Debian packages, as root or through sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}

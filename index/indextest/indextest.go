@@ -102,6 +102,34 @@ func Run(t *testing.T, newIndex func(t *testing.T) freshen.Index) {
 			t.Fatalf("prefix docs/: %v", keys)
 		}
 	})
+	t.Run("PrefixIsLiteral", func(t *testing.T) {
+		x := newIndex(t)
+		ctx := context.Background()
+		keys := []string{"100%/a.md", "100x/b.md", "a_b/c.md", "axb/d.md", "über/e.md", "uber/f.md", `back\slash/g.md`, "back/h.md", "plain.md"}
+		var recs []freshen.Record
+		for i, k := range keys {
+			recs = append(recs, rec(fmt.Sprintf("r%d", i), k, vec(1, float64(i)/100, 0)))
+		}
+		must(t, x.Upsert(ctx, recs))
+		for prefix, want := range map[string]string{
+			"100%":    "[100%/a.md]",
+			"a_b":     "[a_b/c.md]",
+			"über":    "[über/e.md]",
+			`back\`:  `[back\slash/g.md]`,
+			"nothing": "[]",
+		} {
+			hits, err := x.Search(ctx, freshen.Query{Vector: vec(1, 0, 0), K: 20, Prefix: prefix})
+			must(t, err)
+			if got := hitKeys(hits); got != want {
+				t.Errorf("prefix %q: %s, want %s (a literal prefix)", prefix, got, want)
+			}
+		}
+		hits, err := x.Search(ctx, freshen.Query{Vector: vec(1, 0, 0), K: 20})
+		must(t, err)
+		if len(hits) != len(keys) {
+			t.Errorf("empty prefix: %d hits, want all %d", len(hits), len(keys))
+		}
+	})
 	t.Run("UpsertAndDeleteAreIdempotent", func(t *testing.T) {
 		x := newIndex(t)
 		ctx := context.Background()
@@ -135,6 +163,165 @@ func Run(t *testing.T, newIndex func(t *testing.T) freshen.Index) {
 			t.Fatalf("cosine must ignore vector length: %+v", hits)
 		}
 	})
+}
+
+// RunObjectWriter checks the freshen.ObjectWriter and freshen.RowScanner
+// contracts, for indexes that applications read directly.
+func RunObjectWriter(t *testing.T, newIndex func(t *testing.T) freshen.Index) {
+	t.Run("ApplyWritesAndDeletes", func(t *testing.T) {
+		x := newIndex(t)
+		w := x.(freshen.ObjectWriter)
+		ctx := context.Background()
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "v1", Fence: 5,
+			Upserts: []freshen.Record{rec("a", "k.md", vec(1, 0, 0)), rec("b", "k.md", vec(0, 1, 0))}}))
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "v2", Fence: 6,
+			Upserts: []freshen.Record{rec("c", "k.md", vec(0, 0, 1))}, Deletes: []freshen.ChunkID{"a", "gone-already"}}))
+		// A retry of the same write (equal fence) is applied again.
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "v2", Fence: 6,
+			Upserts: []freshen.Record{rec("c", "k.md", vec(0, 0, 1))}, Deletes: []freshen.ChunkID{"a"}}))
+		rows := rowsOf(t, x, "b")
+		if got := fmt.Sprint(rows); got != "[b@v1 c@v2]" {
+			t.Fatalf("rows after two writes = %s, want [b@v1 c@v2]", got)
+		}
+	})
+	t.Run("StaleWritesChangeNothing", func(t *testing.T) {
+		x := newIndex(t)
+		w := x.(freshen.ObjectWriter)
+		ctx := context.Background()
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "new", Fence: 10,
+			Upserts: []freshen.Record{rec("n", "k.md", vec(1, 0, 0))}}))
+		// A worker that stalled past its lease (an older fence) writes
+		// its older version: refused whole.
+		err := w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "old", Fence: 9,
+			Upserts: []freshen.Record{rec("o", "k.md", vec(0, 1, 0))}, Deletes: []freshen.ChunkID{"n"}})
+		if !errors.Is(err, freshen.ErrStaleWrite) {
+			t.Fatalf("a write with an older fence: %v, want ErrStaleWrite", err)
+		}
+		if got := fmt.Sprint(rowsOf(t, x, "b")); got != "[n@new]" {
+			t.Fatalf("rows after a stale write = %s, want [n@new]", got)
+		}
+		// The fence outlives the rows: after the key is deleted, a stale
+		// write cannot bring it back.
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Fence: 11, Deletes: []freshen.ChunkID{"n"}}))
+		err = w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "old", Fence: 10,
+			Upserts: []freshen.Record{rec("o", "k.md", vec(0, 1, 0))}})
+		if !errors.Is(err, freshen.ErrStaleWrite) {
+			t.Fatalf("a stale write after a delete: %v, want ErrStaleWrite", err)
+		}
+		if rows := rowsOf(t, x, "b"); len(rows) != 0 {
+			t.Fatalf("a stale write resurrected %v", rows)
+		}
+		// Fences are per key.
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "other.md", Version: "v", Fence: 1,
+			Upserts: []freshen.Record{rec("x", "other.md", vec(1, 0, 0))}}))
+	})
+	t.Run("ApplyIsAllOrNothing", func(t *testing.T) {
+		x := newIndex(t)
+		w := x.(freshen.ObjectWriter)
+		ctx := context.Background()
+		must(t, w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "v1", Fence: 1,
+			Upserts: []freshen.Record{rec("a", "k.md", vec(1, 0, 0))}}))
+		err := w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: "v2", Fence: 2,
+			Upserts: []freshen.Record{rec("b", "k.md", vec(1, 0, 0)), rec("bad", "k.md", []float32{1, 0})}, Deletes: []freshen.ChunkID{"a"}})
+		if !errors.Is(err, freshen.ErrDimension) {
+			t.Fatalf("Apply with a 2-d vector: %v, want ErrDimension", err)
+		}
+		if got := fmt.Sprint(rowsOf(t, x, "b")); got != "[a@v1]" {
+			t.Fatalf("rows after a failed Apply = %s, want [a@v1]", got)
+		}
+	})
+	t.Run("ReadersNeverSeeHalfAnObject", func(t *testing.T) {
+		x := newIndex(t)
+		w := x.(freshen.ObjectWriter)
+		ctx := context.Background()
+		// Each version of the object is 6 chunks whose texts all name
+		// the version; a reader must see one version's rows, never a mix.
+		write := func(v int) error {
+			var ups []freshen.Record
+			for i := 0; i < 6; i++ {
+				r := rec(fmt.Sprintf("v%d-%d", v, i), "k.md", vec(1, float64(i)/10, 0))
+				r.Text = fmt.Sprintf("version %d", v)
+				ups = append(ups, r)
+			}
+			var dels []freshen.ChunkID
+			for i := 0; v > 0 && i < 6; i++ {
+				dels = append(dels, freshen.ChunkID(fmt.Sprintf("v%d-%d", v-1, i)))
+			}
+			return w.Apply(ctx, freshen.ObjectWrite{Bucket: "b", Key: "k.md", Version: fmt.Sprint(v), Fence: int64(v + 1), Upserts: ups, Deletes: dels})
+		}
+		must(t, write(0))
+		done := make(chan error, 1)
+		go func() {
+			for v := 1; v <= 15; v++ {
+				if err := write(v); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for reads := 0; ; reads++ {
+			select {
+			case err := <-done:
+				must(t, err)
+				if reads == 0 {
+					t.Fatal("no search ran while the object was rewritten")
+				}
+				return
+			default:
+			}
+			hits, err := x.Search(ctx, freshen.Query{Vector: vec(1, 0, 0), K: 20, Prefix: "k.md"})
+			must(t, err)
+			texts := map[string]int{}
+			for _, h := range hits {
+				texts[h.Text]++
+			}
+			if len(hits) != 6 || len(texts) != 1 {
+				t.Fatalf("a reader saw %d rows of versions %v during a rewrite", len(hits), texts)
+			}
+		}
+	})
+	t.Run("RowsInKeyOrder", func(t *testing.T) {
+		x := newIndex(t)
+		ctx := context.Background()
+		must(t, x.Upsert(ctx, []freshen.Record{rec("z", "a.md", vec(1, 0, 0)), rec("y", "b.md", vec(1, 0, 0)),
+			rec("a", "b.md", vec(1, 0, 0)), rec("m", "a b.md", vec(1, 0, 0))}))
+		other := rec("o", "a.md", vec(1, 0, 0))
+		other.Bucket = "other-bucket"
+		must(t, x.Upsert(ctx, []freshen.Record{other}))
+		var got []string
+		must(t, x.(freshen.RowScanner).Rows(ctx, "b", func(r freshen.Row) error {
+			if r.Bucket != "b" || r.Hash != freshen.ChunkHash("hash-"+string(r.ID)) || r.Text != "text of "+string(r.ID) {
+				t.Errorf("row %+v", r)
+			}
+			got = append(got, r.Key+"/"+string(r.ID))
+			return nil
+		}))
+		if fmt.Sprint(got) != "[a b.md/m a.md/z b.md/a b.md/y]" {
+			t.Fatalf("rows = %v, want (key, id) order of bucket b only", got)
+		}
+	})
+}
+
+// rowsOf lists a bucket's rows as "id@version", in order.
+func rowsOf(t *testing.T, x freshen.Index, bucket string) []string {
+	t.Helper()
+	var out []string
+	must(t, x.(freshen.RowScanner).Rows(context.Background(), bucket, func(r freshen.Row) error {
+		out = append(out, string(r.ID)+"@"+r.Version)
+		return nil
+	}))
+	sort.Strings(out)
+	return out
+}
+
+func hitKeys(hits []freshen.Hit) string {
+	var keys []string
+	for _, h := range hits {
+		keys = append(keys, h.Key)
+	}
+	sort.Strings(keys)
+	return fmt.Sprint(keys)
 }
 
 func vec(x, y, z float64) []float32 { return []float32{float32(x), float32(y), float32(z)} }
