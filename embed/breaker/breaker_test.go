@@ -12,11 +12,12 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/embedtest"
+	"github.com/freshen-io/freshen/embed/internal/fake"
 )
 
 type testBundle struct {
-	inner   *fake
-	clock   *clock
+	inner   *fake.Embedder
+	clock   *fake.Clock
 	start   time.Time
 	changes *changes
 }
@@ -50,18 +51,13 @@ func (c *changes) path() []State {
 // recorder of changes.
 func setup(t *testing.T, inner freshen.Embedder, cfg Config) (*Embedder, *testBundle) {
 	t.Helper()
-	b := &testBundle{clock: newClock(), changes: &changes{}}
+	b := &testBundle{clock: fake.NewClock(), changes: &changes{}}
 	b.start = b.clock.Now()
 	if inner == nil {
-		inner = &fake{}
+		inner = &fake.Embedder{}
 	}
-	switch f := inner.(type) {
-	case *fake:
-		b.inner = f
-	case *queryFake:
-		b.inner = &f.fake
-	}
-	b.inner.clock = b.clock
+	b.inner = fake.Inner(inner)
+	b.inner.Clock = b.clock
 	cfg.Now, cfg.OnStateChange = b.clock.Now, b.changes.add
 	return New(inner, cfg), b
 }
@@ -69,9 +65,9 @@ func setup(t *testing.T, inner freshen.Embedder, cfg Config) (*Embedder, *testBu
 var errDown = fmt.Errorf("provider: 503: %w", freshen.ErrUnavailable)
 
 // failing fails every call while down is set.
-func failing() (*fake, *sync.Map) {
+func failing() (*fake.Embedder, *sync.Map) {
 	var m sync.Map
-	return &fake{fail: func(int, []string) error {
+	return &fake.Embedder{Fail: func(int, []string) error {
 		if _, ok := m.Load("down"); ok {
 			return errDown
 		}
@@ -100,12 +96,7 @@ func TestConformance(t *testing.T) {
 
 func TestForwards(t *testing.T) {
 	e, b := setup(t, nil, Config{})
-	if e.Model() != b.inner.Model() {
-		t.Errorf("Model() = %+v, want the inner %+v", e.Model(), b.inner.Model())
-	}
-	if got := freshen.CountTokens(e, "abcdefgh"); got != 8 {
-		t.Errorf("CountTokens = %d, want the inner embedder's 8", got)
-	}
+	fake.WantForwards(t, e, b.inner, "abcdefgh", 8)
 }
 
 func TestOpensAfterConsecutiveFailures(t *testing.T) {
@@ -177,7 +168,7 @@ func TestNotFailures(t *testing.T) {
 			e, b := setup(t, nil, Config{FailureThreshold: 3})
 			for i := range seq {
 				ctx, cancel := context.WithCancel(context.Background())
-				b.inner.fail = func(int, []string) error {
+				b.inner.Fail = func(int, []string) error {
 					if i >= 2 && i < 7 && c.cancel {
 						cancel()
 					}
@@ -248,11 +239,11 @@ func TestHalfOpenLetsOneProbeThrough(t *testing.T) {
 	halfAt := b.clock.Now()
 	wantState(t, e, HalfOpen, halfAt)
 
-	b.inner.entered = make(chan struct{}, 10)
-	b.inner.hold = make(chan struct{})
+	b.inner.Entered = make(chan struct{}, 10)
+	b.inner.Hold = make(chan struct{})
 	probe := make(chan error)
 	go func() { probe <- call(e) }()
-	<-b.inner.entered
+	<-b.inner.Entered
 	// While the probe is out, other calls fail at once.
 	err := call(e)
 	var oe *OpenError
@@ -263,7 +254,7 @@ func TestHalfOpenLetsOneProbeThrough(t *testing.T) {
 		t.Errorf("%d calls reached the inner embedder, want 2 (the opening failure and the probe)", n)
 	}
 	b.clock.Advance(time.Second)
-	close(b.inner.hold)
+	close(b.inner.Hold)
 	if err := <-probe; err != nil {
 		t.Fatalf("probe: %v", err)
 	}
@@ -308,14 +299,14 @@ func TestCancelledProbeLetsAnotherProbe(t *testing.T) {
 	m.Delete("down")
 	b.clock.Advance(time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
-	b.inner.fail = func(int, []string) error { cancel(); return context.Canceled }
+	b.inner.Fail = func(int, []string) error { cancel(); return context.Canceled }
 	if _, err := e.Embed(ctx, []string{"a"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("probe = %v, want context.Canceled", err)
 	}
 	if s, _ := e.State(); s != HalfOpen {
 		t.Fatalf("after a cancelled probe: %v, want half-open", s)
 	}
-	b.inner.fail = nil
+	b.inner.Fail = nil
 	if err := call(e); err != nil {
 		t.Fatalf("next call = %v, want it let through as the probe", err)
 	}
@@ -330,7 +321,7 @@ func TestOutcomesOfEarlierStateIgnored(t *testing.T) {
 	for name, late := range map[string]error{"Success": nil, "Failure": errDown} {
 		t.Run(name, func(t *testing.T) {
 			release := make(chan struct{})
-			inner := &fake{entered: make(chan struct{}, 10), fail: func(n int, _ []string) error {
+			inner := &fake.Embedder{Entered: make(chan struct{}, 10), Fail: func(n int, _ []string) error {
 				if n == 0 {
 					<-release
 					return late
@@ -340,7 +331,7 @@ func TestOutcomesOfEarlierStateIgnored(t *testing.T) {
 			e, b := setup(t, inner, Config{FailureThreshold: 1, OpenFor: time.Second})
 			slow := make(chan error)
 			go func() { slow <- call(e) }()
-			<-inner.entered
+			<-inner.Entered
 			if err := call(e); err != errDown {
 				t.Fatalf("second call = %v", err)
 			}
@@ -410,16 +401,16 @@ func TestStateChangesInOrderWithoutLock(t *testing.T) {
 
 func TestEmbedQuery(t *testing.T) {
 	t.Run("InnerQueryEmbedder", func(t *testing.T) {
-		e, _ := setup(t, &queryFake{}, Config{})
+		e, _ := setup(t, &fake.QueryEmbedder{}, Config{})
 		v, err := e.EmbedQuery(context.Background(), "where")
-		if err != nil || !slices.Equal(v, hashVec("query: where")) {
+		if err != nil || !slices.Equal(v, fake.HashVec("query: where")) {
 			t.Errorf("EmbedQuery = %v: did not use the inner EmbedQuery", err)
 		}
 	})
 	t.Run("FallsBackToEmbed", func(t *testing.T) {
 		e, b := setup(t, nil, Config{})
 		v, err := e.EmbedQuery(context.Background(), "where")
-		if err != nil || !slices.Equal(v, hashVec("where")) || len(b.inner.calls) != 1 {
+		if err != nil || !slices.Equal(v, fake.HashVec("where")) || len(b.inner.Texts()) != 1 {
 			t.Errorf("EmbedQuery = %v: not the inner Embed", err)
 		}
 	})
@@ -435,18 +426,11 @@ func TestEmbedQuery(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if err := (Config{}).Validate(); err != nil {
-		t.Errorf("defaults: %v", err)
-	}
-	for _, c := range []Config{
-		{FailureThreshold: -1},
-		{OpenFor: -time.Second},
-		{OpenFor: time.Hour, MaxOpenFor: time.Minute},
-	} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v: no error", c)
-		}
-	}
+	fake.WantValidate(t,
+		Config{FailureThreshold: -1},
+		Config{OpenFor: -time.Second},
+		Config{OpenFor: time.Hour, MaxOpenFor: time.Minute},
+	)
 	d := Config{}.WithDefaults()
 	if d.FailureThreshold != 5 || d.FailureWindow != time.Minute || d.OpenFor != 30*time.Second || d.MaxOpenFor != 5*time.Minute {
 		t.Errorf("defaults = %+v", d)
@@ -457,9 +441,9 @@ func TestValidate(t *testing.T) {
 // paces it, and the breaker stays closed however many 429s come.
 func TestThrottlingIsNotDown(t *testing.T) {
 	throttled := freshen.Retryable(fmt.Errorf("429: %w", freshen.ErrRateLimited), time.Second)
-	inner := &fake{fail: func(int, []string) error { return throttled }}
+	inner := &fake.Embedder{Fail: func(int, []string) error { return throttled }}
 	e, b := setup(t, inner, Config{FailureThreshold: 3})
-	inner.clock = b.clock
+	inner.Clock = b.clock
 	for range 10 {
 		call(e)
 	}

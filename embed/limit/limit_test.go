@@ -13,29 +13,25 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/embedtest"
+	"github.com/freshen-io/freshen/embed/internal/fake"
 )
 
 type testBundle struct {
-	inner *fake
-	clock *clock
+	inner *fake.Embedder
+	clock *fake.Clock
 	start time.Time
 }
 
 // setup wraps inner (a fresh fake when nil) with the fake clock.
 func setup(t *testing.T, inner freshen.Embedder, cfg Config) (*Embedder, *testBundle) {
 	t.Helper()
-	b := &testBundle{clock: newClock()}
+	b := &testBundle{clock: fake.NewClock()}
 	b.start = b.clock.Now()
 	if inner == nil {
-		inner = &fake{}
+		inner = &fake.Embedder{}
 	}
-	switch f := inner.(type) {
-	case *fake:
-		b.inner = f
-	case *queryFake:
-		b.inner = &f.fake
-	}
-	b.inner.clock = b.clock
+	b.inner = fake.Inner(inner)
+	b.inner.Clock = b.clock
 	cfg.Now, cfg.Sleep = b.clock.Now, b.clock.Sleep
 	return New(inner, cfg), b
 }
@@ -82,12 +78,7 @@ func TestConformance(t *testing.T) {
 
 func TestForwards(t *testing.T) {
 	e, b := setup(t, nil, Config{})
-	if e.Model() != b.inner.Model() {
-		t.Errorf("Model() = %+v, want the inner %+v", e.Model(), b.inner.Model())
-	}
-	if got := freshen.CountTokens(e, "abcdefgh"); got != 8 {
-		t.Errorf("CountTokens = %d, want the inner embedder's 8", got)
-	}
+	fake.WantForwards(t, e, b.inner, "abcdefgh", 8)
 }
 
 func TestRequestsPerMinute(t *testing.T) {
@@ -133,7 +124,7 @@ func TestCallLargerThanBurstGoesAloneOnceFull(t *testing.T) {
 }
 
 func TestMaxConcurrency(t *testing.T) {
-	inner := &fake{entered: make(chan struct{}, 10), hold: make(chan struct{})}
+	inner := &fake.Embedder{Entered: make(chan struct{}, 10), Hold: make(chan struct{})}
 	e, _ := setup(t, inner, Config{MaxConcurrency: 2})
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
@@ -143,15 +134,15 @@ func TestMaxConcurrency(t *testing.T) {
 			errs <- err
 		})
 	}
-	<-inner.entered
-	<-inner.entered
+	<-inner.Entered
+	<-inner.Entered
 	waitFor(t, "the third call queues for a slot", func() bool { return e.Stats().Queued == 1 })
-	if s := e.Stats(); s.InFlight != 2 || len(inner.entered) != 0 {
-		t.Fatalf("%d in flight and %d more calls arrived, want 2 and none", s.InFlight, len(inner.entered))
+	if s := e.Stats(); s.InFlight != 2 || len(inner.Entered) != 0 {
+		t.Fatalf("%d in flight and %d more calls arrived, want 2 and none", s.InFlight, len(inner.Entered))
 	}
-	inner.hold <- struct{}{} // one call returns: the third goes in
-	<-inner.entered
-	close(inner.hold)
+	inner.Hold <- struct{}{} // one call returns: the third goes in
+	<-inner.Entered
+	close(inner.Hold)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -165,14 +156,14 @@ func TestMaxConcurrency(t *testing.T) {
 }
 
 func TestQueuedCallHonoursContext(t *testing.T) {
-	inner := &fake{entered: make(chan struct{}, 10), hold: make(chan struct{})}
+	inner := &fake.Embedder{Entered: make(chan struct{}, 10), Hold: make(chan struct{})}
 	e, _ := setup(t, inner, Config{MaxConcurrency: 1})
 	first := make(chan error)
 	go func() {
 		_, err := e.Embed(context.Background(), []string{"a"})
 		first <- err
 	}()
-	<-inner.entered
+	<-inner.Entered
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() {
@@ -184,7 +175,7 @@ func TestQueuedCallHonoursContext(t *testing.T) {
 	if err := <-res; !errors.Is(err, context.Canceled) {
 		t.Errorf("queued call after cancel = %v, want context.Canceled", err)
 	}
-	close(inner.hold)
+	close(inner.Hold)
 	if err := <-first; err != nil {
 		t.Error(err)
 	}
@@ -197,11 +188,11 @@ func TestCancelWhileWaitingGivesBack(t *testing.T) {
 	e, b := setup(t, nil, Config{RequestsPerMinute: 60, RequestBurst: 1})
 	embed(t, e, "a")
 	ctx, cancel := context.WithCancel(context.Background())
-	b.clock.onSleep = func(context.Context) error { cancel(); return context.Canceled }
+	b.clock.OnSleep = func(context.Context) error { cancel(); return context.Canceled }
 	if _, err := e.Embed(ctx, []string{"b"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Embed while waiting, cancelled = %v, want context.Canceled", err)
 	}
-	b.clock.onSleep = nil
+	b.clock.OnSleep = nil
 	// The cancelled call's request is given back: the next waits one
 	// interval, not two.
 	embed(t, e, "c")
@@ -212,7 +203,7 @@ func TestCancelWhileWaitingGivesBack(t *testing.T) {
 }
 
 func TestRateLimitedCutsRatesThenRecovers(t *testing.T) {
-	e, _ := setup(t, &fake{fail: script(rateLimited(0))}, Config{RequestsPerMinute: 600, TokensPerMinute: 60000})
+	e, _ := setup(t, &fake.Embedder{Fail: fake.Script(rateLimited(0))}, Config{RequestsPerMinute: 600, TokensPerMinute: 60000})
 	if _, err := e.Embed(context.Background(), []string{"a"}); !errors.Is(err, freshen.ErrRateLimited) {
 		t.Fatalf("Embed = %v, want the rate-limited error", err)
 	}
@@ -228,7 +219,7 @@ func TestRateLimitedCutsRatesThenRecovers(t *testing.T) {
 	}
 
 	// Steps stop at the configured rate.
-	e, _ = setup(t, &fake{fail: script(rateLimited(0))}, Config{RequestsPerMinute: 600, IncreaseFraction: 0.2})
+	e, _ = setup(t, &fake.Embedder{Fail: fake.Script(rateLimited(0))}, Config{RequestsPerMinute: 600, IncreaseFraction: 0.2})
 	e.Embed(context.Background(), []string{"a"})
 	for i, want := range []float64{540, 600} {
 		embed(t, e, "a")
@@ -239,7 +230,7 @@ func TestRateLimitedCutsRatesThenRecovers(t *testing.T) {
 }
 
 func TestRatesNotBelowFloor(t *testing.T) {
-	e, _ := setup(t, &fake{fail: func(int, []string) error { return rateLimited(0) }}, Config{RequestsPerMinute: 600})
+	e, _ := setup(t, &fake.Embedder{Fail: func(int, []string) error { return rateLimited(0) }}, Config{RequestsPerMinute: 600})
 	for range 20 {
 		e.Embed(context.Background(), []string{"a"})
 	}
@@ -249,22 +240,22 @@ func TestRatesNotBelowFloor(t *testing.T) {
 }
 
 func TestCallsSentTogetherCutOnce(t *testing.T) {
-	inner := &fake{fail: func(int, []string) error { return rateLimited(0) }, entered: make(chan struct{}, 10), hold: make(chan struct{})}
+	inner := &fake.Embedder{Fail: func(int, []string) error { return rateLimited(0) }, Entered: make(chan struct{}, 10), Hold: make(chan struct{})}
 	e, _ := setup(t, inner, Config{RequestsPerMinute: 600})
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() { e.Embed(context.Background(), []string{"a"}) })
 	}
-	<-inner.entered
-	<-inner.entered
-	close(inner.hold)
+	<-inner.Entered
+	<-inner.Entered
+	close(inner.Hold)
 	wg.Wait()
 	if s := e.Stats(); !near(s.Factor, 0.7) {
 		t.Errorf("two calls sent at the old rate both rate-limited: factor %v, want one cut to 0.7", s.Factor)
 	}
 	// A call sent after the cut, still rate-limited, cuts again.
 	e.Embed(context.Background(), []string{"a"})
-	<-inner.entered
+	<-inner.Entered
 	if s := e.Stats(); !near(s.Factor, 0.49) {
 		t.Errorf("a call sent after the cut: factor %v, want 0.49", s.Factor)
 	}
@@ -272,7 +263,7 @@ func TestCallsSentTogetherCutOnce(t *testing.T) {
 
 func TestRetryAfterPausesNewCalls(t *testing.T) {
 	limited := rateLimited(20 * time.Second)
-	e, b := setup(t, &fake{fail: script(limited)}, Config{})
+	e, b := setup(t, &fake.Embedder{Fail: fake.Script(limited)}, Config{})
 	if _, err := e.Embed(context.Background(), []string{"a"}); err != limited {
 		t.Fatalf("Embed = %v, want the inner error as it is", err)
 	}
@@ -291,7 +282,7 @@ func TestRetryAfterPausesNewCalls(t *testing.T) {
 
 func TestOtherErrorsPassThrough(t *testing.T) {
 	down := fmt.Errorf("provider: 503: %w", freshen.ErrUnavailable)
-	e, _ := setup(t, &fake{fail: script(down)}, Config{RequestsPerMinute: 600})
+	e, _ := setup(t, &fake.Embedder{Fail: fake.Script(down)}, Config{RequestsPerMinute: 600})
 	if _, err := e.Embed(context.Background(), []string{"a"}); err != down {
 		t.Errorf("Embed = %v, want the inner error as it is", err)
 	}
@@ -302,14 +293,14 @@ func TestOtherErrorsPassThrough(t *testing.T) {
 
 func TestEmbedQuery(t *testing.T) {
 	t.Run("InnerQueryEmbedder", func(t *testing.T) {
-		inner := &queryFake{}
+		inner := &fake.QueryEmbedder{}
 		e, b := setup(t, inner, Config{RequestsPerMinute: 60, RequestBurst: 1})
 		for range 2 {
 			v, err := e.EmbedQuery(context.Background(), "where")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(v, hashVec("query: where")) {
+			if !slices.Equal(v, fake.HashVec("query: where")) {
 				t.Fatal("EmbedQuery did not use the inner EmbedQuery")
 			}
 		}
@@ -323,27 +314,20 @@ func TestEmbedQuery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(v, hashVec("where")) || len(b.inner.calls) != 1 {
+		if !slices.Equal(v, fake.HashVec("where")) || len(b.inner.Texts()) != 1 {
 			t.Error("EmbedQuery of an embedder without queries is not its Embed")
 		}
 	})
 }
 
 func TestValidate(t *testing.T) {
-	if err := (Config{}).Validate(); err != nil {
-		t.Errorf("defaults: %v", err)
-	}
-	for _, c := range []Config{
-		{RequestsPerMinute: -1},
-		{MaxConcurrency: -1},
-		{DecreaseFactor: 1.5},
-		{MinFraction: 2},
-		{IncreaseFraction: -0.1},
-	} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v: no error", c)
-		}
-	}
+	fake.WantValidate(t,
+		Config{RequestsPerMinute: -1},
+		Config{MaxConcurrency: -1},
+		Config{DecreaseFactor: 1.5},
+		Config{MinFraction: 2},
+		Config{IncreaseFraction: -0.1},
+	)
 	d := Config{RequestsPerMinute: 60, TokensPerMinute: 60000}.WithDefaults()
 	if d.RequestBurst != 10 || d.TokenBurst != 10000 || d.DecreaseFactor != 0.7 || d.MinFraction != 0.05 || d.IncreaseFraction != 0.05 {
 		t.Errorf("defaults = %+v", d)
@@ -358,7 +342,7 @@ func TestUrgentGoesAheadOfWaitingBacklog(t *testing.T) {
 	embed(t, e, "first")
 	waiting, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	b.clock.onSleep = func(context.Context) error {
+	b.clock.OnSleep = func(context.Context) error {
 		blocked := false
 		once.Do(func() { blocked = true })
 		if blocked { // the backlog call's first wait
@@ -377,9 +361,7 @@ func TestUrgentGoesAheadOfWaitingBacklog(t *testing.T) {
 	if err := <-backlog; err != nil {
 		t.Fatal(err)
 	}
-	b.inner.mu.Lock()
-	order := fmt.Sprint(b.inner.calls)
-	b.inner.mu.Unlock()
+	order := fmt.Sprint(b.inner.Texts())
 	if order != "[[first] [urgent] [backlog]]" {
 		t.Fatalf("calls in order %s; want the urgent call before the backlog that waited", order)
 	}

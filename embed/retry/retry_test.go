@@ -12,11 +12,12 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/embedtest"
+	"github.com/freshen-io/freshen/embed/internal/fake"
 )
 
 type testBundle struct {
-	inner *fake
-	clock *clock
+	inner *fake.Embedder
+	clock *fake.Clock
 	obs   *observer
 	// rands records the n of every call to Rand.
 	rands *[]int64
@@ -38,16 +39,13 @@ func (o *observer) Retry(reason string) {
 // another.
 func setup(t *testing.T, inner freshen.Embedder, cfg Config) (*Embedder, *testBundle) {
 	t.Helper()
-	b := &testBundle{clock: newClock(), obs: &observer{}, rands: new([]int64)}
+	b := &testBundle{clock: fake.NewClock(), obs: &observer{}, rands: new([]int64)}
 	if inner == nil {
-		inner = &fake{}
+		inner = &fake.Embedder{}
 	}
-	switch f := inner.(type) {
-	case *fake:
-		b.inner = f
-	case *queryFake:
-		b.inner = &f.fake
-	}
+	b.inner = fake.Inner(inner)
+	// The fake's own measure, so that forwarding shows.
+	b.inner.Count = func(text string) int { return 1000 + len(text) }
 	cfg.Now, cfg.Sleep, cfg.Observer = b.clock.Now, b.clock.Sleep, b.obs
 	draw := cfg.Rand
 	if draw == nil {
@@ -71,7 +69,7 @@ func wantVecs(t *testing.T, got [][]float32, in []string) {
 		t.Fatalf("got %d vectors for %d texts", len(got), len(in))
 	}
 	for i, s := range in {
-		if !slices.Equal(got[i], hashVec(s)) {
+		if !slices.Equal(got[i], fake.HashVec(s)) {
 			t.Fatalf("vector %d is not the vector of %q: out of order or wrong", i, s)
 		}
 	}
@@ -103,7 +101,7 @@ func TestConformance(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			embedtest.Run(t, func(t *testing.T) freshen.Embedder {
-				e, _ := setup(t, &fake{fail: fail}, Config{})
+				e, _ := setup(t, &fake.Embedder{Fail: fail}, Config{})
 				return e
 			})
 		})
@@ -112,23 +110,18 @@ func TestConformance(t *testing.T) {
 
 func TestForwards(t *testing.T) {
 	e, b := setup(t, nil, Config{})
-	if e.Model() != b.inner.Model() {
-		t.Errorf("Model() = %+v, want the inner %+v", e.Model(), b.inner.Model())
-	}
-	if got := freshen.CountTokens(e, "abcd"); got != 1004 {
-		t.Errorf("CountTokens = %d, want the inner embedder's 1004", got)
-	}
+	fake.WantForwards(t, e, b.inner, "abcd", 1004)
 }
 
 func TestRetriesRetryableErrors(t *testing.T) {
-	e, b := setup(t, &fake{fail: script(unavailable(), rateLimited(0), errors.New("connection reset"),
+	e, b := setup(t, &fake.Embedder{Fail: fake.Script(unavailable(), rateLimited(0), errors.New("connection reset"),
 		fmt.Errorf("provider: %w", context.DeadlineExceeded))}, Config{})
 	got, err := e.Embed(context.Background(), texts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantVecs(t, got, texts)
-	if n := len(b.inner.Calls()); n != 5 {
+	if n := len(b.inner.Texts()); n != 5 {
 		t.Errorf("%d calls, want 5 (4 failures, then success)", n)
 	}
 	want := []string{ReasonUnavailable, ReasonRateLimited, ReasonOther, ReasonTimeout}
@@ -146,7 +139,7 @@ func TestFullJitterExponentialBackoff(t *testing.T) {
 
 	// The bound of each draw doubles from BaseDelay up to MaxDelay, and
 	// the wait is the draw, whatever it is in [0, bound].
-	e, b := setup(t, &fake{fail: script(fails...)}, cfg)
+	e, b := setup(t, &fake.Embedder{Fail: fake.Script(fails...)}, cfg)
 	if _, err := e.Embed(context.Background(), texts); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +158,7 @@ func TestFullJitterExponentialBackoff(t *testing.T) {
 	// Full jitter: a draw of 0 means retrying at once, not after a
 	// fixed half.
 	cfg.Rand = func(int64) int64 { return 0 }
-	e, b = setup(t, &fake{fail: script(fails...)}, cfg)
+	e, b = setup(t, &fake.Embedder{Fail: fake.Script(fails...)}, cfg)
 	if _, err := e.Embed(context.Background(), texts); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +169,7 @@ func TestFullJitterExponentialBackoff(t *testing.T) {
 
 func TestNeverSoonerThanRetryAfter(t *testing.T) {
 	cfg := Config{BaseDelay: 100 * time.Millisecond, Rand: func(int64) int64 { return 0 }}
-	e, b := setup(t, &fake{fail: script(rateLimited(7 * time.Second))}, cfg)
+	e, b := setup(t, &fake.Embedder{Fail: fake.Script(rateLimited(7 * time.Second))}, cfg)
 	if _, err := e.Embed(context.Background(), texts); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +179,7 @@ func TestNeverSoonerThanRetryAfter(t *testing.T) {
 
 	// A retry-after shorter than the draw does not shorten it.
 	cfg.Rand = nil // the top of the range
-	e, b = setup(t, &fake{fail: script(rateLimited(time.Millisecond))}, cfg)
+	e, b = setup(t, &fake.Embedder{Fail: fake.Script(rateLimited(time.Millisecond))}, cfg)
 	if _, err := e.Embed(context.Background(), texts); err != nil {
 		t.Fatal(err)
 	}
@@ -197,12 +190,12 @@ func TestNeverSoonerThanRetryAfter(t *testing.T) {
 
 func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	var cause = errors.New("connection reset")
-	e, b := setup(t, &fake{fail: func(int, []string) error { return freshen.Retryable(cause, time.Second) }}, Config{MaxAttempts: 3})
+	e, b := setup(t, &fake.Embedder{Fail: func(int, []string) error { return freshen.Retryable(cause, time.Second) }}, Config{MaxAttempts: 3})
 	_, err := e.Embed(context.Background(), texts)
 	if !errors.Is(err, cause) {
 		t.Fatalf("Embed = %v, want the last error", err)
 	}
-	if n := len(b.inner.Calls()); n != 3 {
+	if n := len(b.inner.Texts()); n != 3 {
 		t.Errorf("%d calls, want MaxAttempts = 3", n)
 	}
 	// Still classified: retryable, with its retry-after.
@@ -223,22 +216,22 @@ func TestGivesUpAfterMaxElapsed(t *testing.T) {
 	}
 	// Retries at 0.7s and 1.4s would be due; only the first starts
 	// within a second.
-	e, b := setup(t, &fake{fail: always(700 * time.Millisecond)}, Config{MaxElapsed: time.Second, Rand: func(int64) int64 { return 0 }})
+	e, b := setup(t, &fake.Embedder{Fail: always(700 * time.Millisecond)}, Config{MaxElapsed: time.Second, Rand: func(int64) int64 { return 0 }})
 	_, err := e.Embed(context.Background(), texts)
 	if !errors.Is(err, freshen.ErrRateLimited) {
 		t.Fatalf("Embed = %v, want the last error", err)
 	}
-	if n := len(b.inner.Calls()); n != 2 {
+	if n := len(b.inner.Texts()); n != 2 {
 		t.Errorf("%d calls, want 2 within MaxElapsed", n)
 	}
 
 	// A retry-after beyond the budget is not waited for at all.
-	e, b = setup(t, &fake{fail: always(5 * time.Minute)}, Config{})
+	e, b = setup(t, &fake.Embedder{Fail: always(5 * time.Minute)}, Config{})
 	_, err = e.Embed(context.Background(), texts)
 	if after, ok := freshen.RetryAfter(err); !ok || after != 5*time.Minute {
 		t.Fatalf("Embed = %v (retry-after %v), want the last error with its retry-after", err, after)
 	}
-	if n, slept := len(b.inner.Calls()), b.clock.Slept(); n != 1 || len(slept) != 0 {
+	if n, slept := len(b.inner.Texts()), b.clock.Slept(); n != 1 || len(slept) != 0 {
 		t.Errorf("%d calls and waits %v; want one call and no wait", n, slept)
 	}
 }
@@ -249,12 +242,12 @@ func TestNeverRetriesPermanentErrors(t *testing.T) {
 		"EmptyInput": fmt.Errorf("provider: %w", freshen.ErrEmptyInput),
 	} {
 		t.Run(name, func(t *testing.T) {
-			e, b := setup(t, &fake{fail: script(perm)}, Config{})
+			e, b := setup(t, &fake.Embedder{Fail: fake.Script(perm)}, Config{})
 			_, err := e.Embed(context.Background(), texts)
 			if err != perm {
 				t.Errorf("Embed = %v, want %v as it is", err, perm)
 			}
-			if n := len(b.inner.Calls()); n != 1 {
+			if n := len(b.inner.Texts()); n != 1 {
 				t.Errorf("%d calls, want 1", n)
 			}
 		})
@@ -265,12 +258,12 @@ func TestNeverRetriesContextErrors(t *testing.T) {
 	t.Run("CancelledDuringCall", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		e, b := setup(t, &fake{fail: func(int, []string) error { cancel(); return unavailable() }}, Config{})
+		e, b := setup(t, &fake.Embedder{Fail: func(int, []string) error { cancel(); return unavailable() }}, Config{})
 		_, err := e.Embed(ctx, texts)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Embed = %v, want context.Canceled", err)
 		}
-		if n := len(b.inner.Calls()); n != 1 {
+		if n := len(b.inner.Texts()); n != 1 {
 			t.Errorf("%d calls, want 1", n)
 		}
 		if s := e.Stats(); s.Retries != 0 || len(b.obs.reasons) != 0 {
@@ -278,34 +271,34 @@ func TestNeverRetriesContextErrors(t *testing.T) {
 		}
 	})
 	t.Run("InnerCancelled", func(t *testing.T) {
-		e, b := setup(t, &fake{fail: script(fmt.Errorf("provider: %w", context.Canceled))}, Config{})
+		e, b := setup(t, &fake.Embedder{Fail: fake.Script(fmt.Errorf("provider: %w", context.Canceled))}, Config{})
 		if _, err := e.Embed(context.Background(), texts); !errors.Is(err, context.Canceled) {
 			t.Errorf("Embed = %v, want context.Canceled", err)
 		}
-		if n := len(b.inner.Calls()); n != 1 {
+		if n := len(b.inner.Texts()); n != 1 {
 			t.Errorf("%d calls, want 1", n)
 		}
 	})
 	t.Run("CancelledWhileWaiting", func(t *testing.T) {
-		e, b := setup(t, &fake{fail: script(unavailable())}, Config{})
-		b.clock.onSleep = func(context.Context) error { return context.Canceled }
+		e, b := setup(t, &fake.Embedder{Fail: fake.Script(unavailable())}, Config{})
+		b.clock.OnSleep = func(context.Context) error { return context.Canceled }
 		_, err := e.Embed(context.Background(), texts)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Embed = %v, want context.Canceled", err)
 		}
-		if n := len(b.inner.Calls()); n != 1 {
+		if n := len(b.inner.Texts()); n != 1 {
 			t.Errorf("%d calls, want 1", n)
 		}
 	})
 	t.Run("DeadlineBeforeRetry", func(t *testing.T) {
-		e, b := setup(t, &fake{fail: script(rateLimited(2 * time.Minute))}, Config{MaxElapsed: time.Hour})
+		e, b := setup(t, &fake.Embedder{Fail: fake.Script(rateLimited(2 * time.Minute))}, Config{MaxElapsed: time.Hour})
 		ctx, cancel := context.WithDeadline(context.Background(), b.clock.Now().Add(time.Minute))
 		defer cancel()
 		_, err := e.Embed(ctx, texts)
 		if !errors.Is(err, freshen.ErrRateLimited) {
 			t.Errorf("Embed = %v, want the provider's error rather than a wait into the deadline", err)
 		}
-		if n, slept := len(b.inner.Calls()), b.clock.Slept(); n != 1 || len(slept) != 0 {
+		if n, slept := len(b.inner.Texts()), b.clock.Slept(); n != 1 || len(slept) != 0 {
 			t.Errorf("%d calls and waits %v; want one call and no wait", n, slept)
 		}
 	})
@@ -313,7 +306,7 @@ func TestNeverRetriesContextErrors(t *testing.T) {
 
 func TestSplitsBatchTooLarge(t *testing.T) {
 	tooLarge := freshen.Retryable(fmt.Errorf("provider: 413: %w", freshen.ErrBatchTooLarge), 0)
-	e, b := setup(t, &fake{fail: func(_ int, in []string) error {
+	e, b := setup(t, &fake.Embedder{Fail: func(_ int, in []string) error {
 		if len(in) > 2 {
 			return tooLarge
 		}
@@ -325,7 +318,7 @@ func TestSplitsBatchTooLarge(t *testing.T) {
 	}
 	wantVecs(t, got, texts)
 	want := [][]string{{"a", "b", "c", "d", "e"}, {"a", "b"}, {"c", "d", "e"}, {"c"}, {"d", "e"}}
-	if calls := b.inner.Calls(); !slices.EqualFunc(calls, want, slices.Equal) {
+	if calls := b.inner.Texts(); !slices.EqualFunc(calls, want, slices.Equal) {
 		t.Errorf("calls %q, want halves %q", calls, want)
 	}
 	if s := e.Stats(); s.Splits != 2 || s.Retries != 0 {
@@ -340,7 +333,7 @@ func TestSingleTextTooLargeIsPermanent(t *testing.T) {
 	// Retryable outside, as a provider might mark it: still permanent
 	// once it is one text.
 	tooLarge := freshen.Retryable(fmt.Errorf("provider: 413: %w", freshen.ErrBatchTooLarge), time.Second)
-	e, b := setup(t, &fake{fail: func(_ int, in []string) error {
+	e, b := setup(t, &fake.Embedder{Fail: func(_ int, in []string) error {
 		if slices.ContainsFunc(in, func(s string) bool { return len(s) > 10 }) {
 			return tooLarge
 		}
@@ -350,7 +343,7 @@ func TestSingleTextTooLargeIsPermanent(t *testing.T) {
 	if !errors.Is(err, freshen.ErrBatchTooLarge) || !freshen.IsPermanent(err) {
 		t.Errorf("Embed = %v (permanent: %v), want a permanent error wrapping ErrBatchTooLarge", err, freshen.IsPermanent(err))
 	}
-	if n := len(b.inner.Calls()); n != 3 {
+	if n := len(b.inner.Texts()); n != 3 {
 		t.Errorf("%d calls, want 3 (the pair, then each text)", n)
 	}
 	if s := e.Stats(); s.Retries != 0 {
@@ -360,44 +353,44 @@ func TestSingleTextTooLargeIsPermanent(t *testing.T) {
 
 func TestEmbedQuery(t *testing.T) {
 	t.Run("InnerQueryEmbedder", func(t *testing.T) {
-		inner := &queryFake{fake{fail: script(unavailable())}}
+		inner := &fake.QueryEmbedder{Embedder: fake.Embedder{Fail: fake.Script(unavailable())}}
 		e, b := setup(t, inner, Config{})
 		v, err := e.EmbedQuery(context.Background(), "where")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(v, hashVec("query: where")) {
+		if !slices.Equal(v, fake.HashVec("query: where")) {
 			t.Errorf("EmbedQuery did not use the inner EmbedQuery")
 		}
-		if len(inner.queries) != 2 || len(b.inner.Calls()) != 0 {
-			t.Errorf("%d queries and %d Embed calls, want 2 queries (one retry) and no Embed", len(inner.queries), len(b.inner.Calls()))
+		if len(inner.Queries()) != 2 || len(b.inner.Texts()) != 0 {
+			t.Errorf("%d queries and %d Embed calls, want 2 queries (one retry) and no Embed", len(inner.Queries()), len(b.inner.Texts()))
 		}
 	})
 	t.Run("FallsBackToEmbed", func(t *testing.T) {
-		e, b := setup(t, &fake{fail: script(unavailable())}, Config{})
+		e, b := setup(t, &fake.Embedder{Fail: fake.Script(unavailable())}, Config{})
 		v, err := e.EmbedQuery(context.Background(), "where")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(v, hashVec("where")) {
+		if !slices.Equal(v, fake.HashVec("where")) {
 			t.Errorf("EmbedQuery of an embedder without queries is not its Embed")
 		}
-		if n := len(b.inner.Calls()); n != 2 {
+		if n := len(b.inner.Texts()); n != 2 {
 			t.Errorf("%d calls, want 2 (one retry)", n)
 		}
 	})
 	t.Run("NeverRetriesPermanent", func(t *testing.T) {
-		inner := &queryFake{fake{fail: script(freshen.Permanent(errors.New("bad")))}}
+		inner := &fake.QueryEmbedder{Embedder: fake.Embedder{Fail: fake.Script(freshen.Permanent(errors.New("bad")))}}
 		e, _ := setup(t, inner, Config{})
 		if _, err := e.EmbedQuery(context.Background(), "where"); !freshen.IsPermanent(err) {
 			t.Errorf("EmbedQuery = %v, want the permanent error", err)
 		}
-		if len(inner.queries) != 1 {
-			t.Errorf("%d queries, want 1", len(inner.queries))
+		if len(inner.Queries()) != 1 {
+			t.Errorf("%d queries, want 1", len(inner.Queries()))
 		}
 	})
 	t.Run("TooLargeIsPermanent", func(t *testing.T) {
-		inner := &queryFake{fake{fail: script(fmt.Errorf("413: %w", freshen.ErrBatchTooLarge))}}
+		inner := &fake.QueryEmbedder{Embedder: fake.Embedder{Fail: fake.Script(fmt.Errorf("413: %w", freshen.ErrBatchTooLarge))}}
 		e, _ := setup(t, inner, Config{})
 		if _, err := e.EmbedQuery(context.Background(), "where"); !freshen.IsPermanent(err) || !errors.Is(err, freshen.ErrBatchTooLarge) {
 			t.Errorf("EmbedQuery = %v, want a permanent error wrapping ErrBatchTooLarge", err)
@@ -406,18 +399,11 @@ func TestEmbedQuery(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if err := (Config{}).Validate(); err != nil {
-		t.Errorf("defaults: %v", err)
-	}
-	for _, c := range []Config{
-		{MaxAttempts: -1},
-		{MaxElapsed: -time.Second},
-		{BaseDelay: time.Minute, MaxDelay: time.Second},
-	} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v: no error", c)
-		}
-	}
+	fake.WantValidate(t,
+		Config{MaxAttempts: -1},
+		Config{MaxElapsed: -time.Second},
+		Config{BaseDelay: time.Minute, MaxDelay: time.Second},
+	)
 	d := Config{}.WithDefaults()
 	if d.MaxAttempts != 6 || d.MaxElapsed != time.Minute || d.BaseDelay != 500*time.Millisecond || d.MaxDelay != 30*time.Second {
 		t.Errorf("defaults = %+v", d)

@@ -114,15 +114,15 @@ type Server struct {
 	closing chan struct{}
 	once    sync.Once
 
-	mu       sync.Mutex
-	queue    []Fault
+	mu    sync.Mutex
+	queue []Fault
 	// down, until downUntil, is every request's fault (DownFor).
 	down      Fault
 	downUntil time.Time
-	rng      *rand.Rand
-	stats    Stats
-	requests []Request
-	limits   limiter
+	rng       *rand.Rand
+	stats     Stats
+	requests  []Request
+	limits    limiter
 }
 
 // New starts a server for a test and closes it when the test ends.
