@@ -90,7 +90,7 @@ ensure_pglite() {
 #!/bin/sh
 # Serves one PGlite database with pgvector over the Postgres protocol:
 # pglite-server -h 127.0.0.1 -p PORT [-d DATADIR]
-exec node "$dir/node_modules/@electric-sql/pglite-socket/dist/scripts/server.js" -e @electric-sql/pglite-pgvector:vector -m 4 "\$@"
+exec node "$dir/node_modules/@electric-sql/pglite-socket/dist/scripts/server.js" -e @electric-sql/pglite-pgvector:vector -m 64 "\$@"
 LAUNCH
   chmod +x "$bin.tmp" && mv "$bin.tmp" "$bin"
 }
