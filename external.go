@@ -36,6 +36,9 @@ type ObjectWrite struct {
 //     writes nothing and returns an error wrapping ErrStaleWrite. A write
 //     with an equal Fence is a retry and is applied again (idempotent).
 //   - The fence of a key survives the deletion of all its rows.
+//   - Fences compare within one ledger's tokens: an index that is also
+//     Stamped forgets every fence when it is paired with another ledger
+//     (a new ledger's tokens start again from 1).
 //   - The pipeline calls Apply instead of Upsert and Delete when the
 //     index has it.
 type ObjectWriter interface {

@@ -45,9 +45,10 @@ type entry struct {
 }
 
 var (
-	_ freshen.Index   = (*Index)(nil)
-	_ freshen.Stamped = (*Index)(nil)
-	_ freshen.Scanner = (*Index)(nil)
+	_ freshen.Index      = (*Index)(nil)
+	_ freshen.Stamped    = (*Index)(nil)
+	_ freshen.Scanner    = (*Index)(nil)
+	_ freshen.RowScanner = (*Index)(nil)
 )
 
 const schema = `
@@ -334,6 +335,29 @@ func (x *Index) Scan(ctx context.Context, fn func(freshen.Record) error) error {
 		}
 		r.ID, r.Hash, r.Vector = freshen.ChunkID(id), freshen.ChunkHash(hash), sqlitedb.DecodeVector(blob)
 		_ = json.Unmarshal([]byte(headings), &r.Headings)
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Rows implements freshen.RowScanner: a bucket's rows in (key, id) byte
+// order, through the (bucket, key) index, without vectors. The embedded
+// index keeps no object versions.
+func (x *Index) Rows(ctx context.Context, bucket string, fn func(freshen.Row) error) error {
+	rows, err := x.db.QueryContext(ctx, `SELECT id, key, hash, text FROM records WHERE bucket = ? ORDER BY key, id`, bucket)
+	if err != nil {
+		return fmt.Errorf("embedded: rows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := freshen.Row{Bucket: bucket}
+		var id, hash string
+		if err := rows.Scan(&id, &r.Key, &hash, &r.Text); err != nil {
+			return err
+		}
+		r.ID, r.Hash = freshen.ChunkID(id), freshen.ChunkHash(hash)
 		if err := fn(r); err != nil {
 			return err
 		}

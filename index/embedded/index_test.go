@@ -118,8 +118,10 @@ func TestRefusesAnotherModelsIndex(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
-	indextest.Run(t, func(t *testing.T) freshen.Index {
+	newIndex := func(t *testing.T) freshen.Index {
 		x, _ := setup(t)
 		return x
-	})
+	}
+	indextest.Run(t, newIndex)
+	indextest.RunRowScanner(t, newIndex)
 }

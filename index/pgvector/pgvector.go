@@ -529,10 +529,25 @@ func (x *Index) Stamp(ctx context.Context) (self, partner string, err error) {
 	return self, partner, nil
 }
 
-// Pair implements freshen.Stamped.
+// Pair implements freshen.Stamped. Paired with another ledger, the table
+// forgets its fences: that ledger's lease tokens start again.
 func (x *Index) Pair(ctx context.Context, partner string) error {
-	_, err := x.pool.Exec(ctx, `INSERT INTO `+x.meta+` (name, value) VALUES ('partner', $1)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, partner)
+	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
+		var old string
+		err := tx.QueryRow(ctx, `SELECT value FROM `+x.meta+` WHERE name = 'partner' FOR UPDATE`).Scan(&old)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if old == partner {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM `+x.fence); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+x.meta+` (name, value) VALUES ('partner', $1)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, partner)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("pgvector: pair %s: %w", x.name, classify(err))
 	}

@@ -38,6 +38,7 @@ func TestConformance(t *testing.T) {
 	newIndex := func(t *testing.T) freshen.Index { return open(t, pgvector.Config{}) }
 	indextest.Run(t, newIndex)
 	indextest.RunObjectWriter(t, newIndex)
+	indextest.RunRowScanner(t, newIndex)
 }
 
 // TestPlainSQL: an application reads the table with plain SQL, as the
@@ -153,6 +154,24 @@ func TestScanAndStamp(t *testing.T) {
 	}
 	if s2, p2, _ := x.Stamp(ctx); s2 != self || p2 != "ledger-1" {
 		t.Fatalf("after Pair: %q %q", s2, p2)
+	}
+	// Fences belong to one ledger's tokens: a new partner starts over.
+	w := freshen.ObjectWrite{Bucket: "b", Key: "k0", Version: "v", Fence: 100, Upserts: []freshen.Record{recs[0]}}
+	if err := x.Apply(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	w.Fence = 1
+	if err := x.Pair(ctx, "ledger-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Apply(ctx, w); !errors.Is(err, freshen.ErrStaleWrite) {
+		t.Fatalf("the same partner again kept no fence: %v", err)
+	}
+	if err := x.Pair(ctx, "ledger-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Apply(ctx, w); err != nil {
+		t.Fatalf("a new ledger's first token: %v", err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/freshen-io/freshen/embed/retry"
 	"github.com/freshen-io/freshen/feed/webhook"
 	"github.com/freshen-io/freshen/index/embedded"
+	"github.com/freshen-io/freshen/index/pgvector"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
@@ -37,6 +38,9 @@ var ledgers = map[string]func(ctx context.Context, cfg config.Config) (freshen.L
 var indexes = map[string]func(ctx context.Context, cfg config.Config, dim int) (freshen.Index, error){
 	"embedded": func(ctx context.Context, cfg config.Config, dim int) (freshen.Index, error) {
 		return embedded.Open(ctx, filepath.Join(cfg.DataDir, "index.db"), dim)
+	},
+	"pgvector": func(ctx context.Context, cfg config.Config, dim int) (freshen.Index, error) {
+		return pgvector.Open(ctx, pgvector.Config{DSN: string(cfg.Index.DSN), Table: cfg.Index.Table, Dim: dim, NoCreate: !cfg.Index.Create})
 	},
 }
 

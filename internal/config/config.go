@@ -82,8 +82,23 @@ type LedgerConfig struct {
 
 // IndexConfig chooses the vector index.
 type IndexConfig struct {
-	// Type is "embedded": exact search over a SQLite file in data-dir.
+	// Type is "embedded" (exact search over a SQLite file in data-dir),
+	// "pgvector" (a PostgreSQL table with the vector extension) or
+	// "weaviate" (a Weaviate collection).
 	Type string `yaml:"type"`
+	// DSN is pgvector's PostgreSQL connection string (also
+	// FRESHEN_INDEX_DSN); empty uses the standard PG* variables. Its
+	// password never prints.
+	DSN DSN `yaml:"dsn"`
+	// Table is pgvector's table (default freshen_chunks), one per model.
+	Table string `yaml:"table"`
+	// URL is Weaviate's HTTP address, Collection its collection (default
+	// FreshenChunks), one per model.
+	URL        string `yaml:"url"`
+	Collection string `yaml:"collection"`
+	// Create makes the table or collection when missing (default true);
+	// false only checks that an existing one matches.
+	Create bool `yaml:"create"`
 }
 
 // EmbedderConfig chooses the embedding model.
@@ -197,7 +212,7 @@ type RetryConfig struct {
 // lists the same (a test keeps them equal).
 var (
 	LedgerTypes   = []string{"sqlite"}
-	IndexTypes    = []string{"embedded"}
+	IndexTypes    = []string{"embedded", "pgvector"}
 	EmbedderTypes = []string{"builtin", "openai", "bedrock"}
 	FeedTypes     = []string{"webhook"}
 )
@@ -266,7 +281,7 @@ func Default() Config {
 		ShutdownTimeout:   Duration(10 * time.Second),
 		Source:            SourceConfig{Region: ""},
 		Ledger:            LedgerConfig{Type: "sqlite"},
-		Index:             IndexConfig{Type: "embedded"},
+		Index:             IndexConfig{Type: "embedded", Create: true},
 		Embedder: EmbedderConfig{Type: "builtin", APIKeyEnv: "OPENAI_API_KEY", Timeout: Duration(time.Minute), CircuitOpenFor: Duration(30 * time.Second),
 			Batch: BatchConfig{MaxTexts: 64, MaxWait: Duration(2 * time.Millisecond)}},
 		Feeds:   StringList{"webhook"},
@@ -379,6 +394,7 @@ func (c Config) Validate() error {
 	oneOf("ledger.type", c.Ledger.Type, LedgerTypes)
 	oneOf("index.type", c.Index.Type, IndexTypes)
 	oneOf("embedder.type", c.Embedder.Type, EmbedderTypes)
+	c.checkIndex(add)
 	if len(c.Feeds) == 0 {
 		add("feeds is empty: list at least one of %s (the reconciler alone would only catch changes every reconcile-interval)", strings.Join(FeedTypes, ", "))
 	}
@@ -690,6 +706,9 @@ func setFromString(v reflect.Value, s string) error {
 	case *Secret:
 		*p = Secret(s)
 		return nil
+	case *DSN:
+		*p = DSN(s)
+		return nil
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -771,3 +790,70 @@ func (s Secret) String() string {
 
 // MarshalYAML hides the value.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// DSN is a database connection string whose password never prints.
+type DSN string
+
+var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+func (d DSN) String() string {
+	s := string(d)
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), "xxx")
+			}
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxx")
+			u.RawQuery = q.Encode()
+		}
+		return strings.NewReplacer(":xxx@", ":***@", "password=xxx", "password=***").Replace(u.String())
+	}
+	return dsnPassword.ReplaceAllString(s, "${1}***")
+}
+
+// MarshalYAML hides the password.
+func (d DSN) MarshalYAML() (any, error) { return d.String(), nil }
+
+var (
+	tableRE      = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]{0,50}\.)?[A-Za-z_][A-Za-z0-9_]{0,50}$`)
+	collectionRE = regexp.MustCompile(`^[A-Z][A-Za-z0-9_]{0,100}$`)
+)
+
+// checkIndex checks the keys of the chosen index and that no other
+// index's keys are set (a typo'd type would silently ignore them).
+func (c Config) checkIndex(add func(string, ...any)) {
+	ix := c.Index
+	forType := map[string][]string{"pgvector": nil, "weaviate": nil}
+	if ix.DSN != "" {
+		forType["pgvector"] = append(forType["pgvector"], "index.dsn")
+	}
+	if ix.Table != "" {
+		forType["pgvector"] = append(forType["pgvector"], "index.table")
+	}
+	if ix.URL != "" {
+		forType["weaviate"] = append(forType["weaviate"], "index.url")
+	}
+	if ix.Collection != "" {
+		forType["weaviate"] = append(forType["weaviate"], "index.collection")
+	}
+	for typ, keys := range forType {
+		if typ != ix.Type && len(keys) > 0 {
+			add("%s: only for index.type %s (index.type is %s)", strings.Join(keys, ", "), typ, ix.Type)
+		}
+	}
+	switch ix.Type {
+	case "pgvector":
+		if ix.Table != "" && !tableRE.MatchString(ix.Table) {
+			add("index.table %q: want letters, digits and _ (at most 50), optionally schema.table", ix.Table)
+		}
+	case "weaviate":
+		if u, err := url.Parse(ix.URL); ix.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("index.url %q: want Weaviate's HTTP address, e.g. http://127.0.0.1:8080", ix.URL)
+		}
+		if ix.Collection != "" && !collectionRE.MatchString(ix.Collection) {
+			add("index.collection %q: Weaviate collection names start with a capital letter, then letters, digits and _", ix.Collection)
+		}
+	}
+}

@@ -84,6 +84,11 @@ func TestMistakesAreExplained(t *testing.T) {
 		{"{}\n", "", "source.bucket is required"},
 		{"source: {bucket: x}\n", "FRESHEN_WORKRES=3", "did you mean FRESHEN_WORKERS?"},
 		{"source: {bucket: x}\n", "FRESHEN_WORKERS=many", "is not a whole number"},
+		// Index keys belong to their type.
+		{"source: {bucket: x}\nindex: {type: embedded, dsn: 'postgres://h/db'}\n", "", "index.dsn: only for index.type pgvector (index.type is embedded)"},
+		{"source: {bucket: x}\nindex: {type: pgvector, url: 'http://h:8080'}\n", "", "index.url: only for index.type weaviate"},
+		{"source: {bucket: x}\nindex: {type: pgvector, table: 'chunks; drop table x'}\n", "", "index.table"},
+		{"source: {bucket: x}\nindex: {type: pgvectr}\n", "", "want one of embedded, pgvector"},
 	} {
 		var env []string
 		if c.env != "" {
@@ -182,5 +187,20 @@ func TestBudget(t *testing.T) {
 	}
 	if _, err := Load(write(t, "source: {bucket: x}\nbudget: {usd-per-day: 1}\n"), nil); err == nil || !strings.Contains(err.Error(), "price-per-million-tokens") {
 		t.Fatalf("usd budget without a price: %v", err)
+	}
+}
+
+func TestDSNPasswordNeverPrints(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://app:hunter2@db:5432/rag?sslmode=require": "postgres://app:***@db:5432/rag?sslmode=require",
+		"postgres://db/rag?user=app&password=hunter2":        "postgres://db/rag?password=***&user=app",
+		"host=db user=app password=hunter2 dbname=rag":       "host=db user=app password=*** dbname=rag",
+		"host=db password='hunter 2' dbname=rag":             "host=db password=*** dbname=rag",
+		"postgres://app@db/rag":                              "postgres://app@db/rag",
+		"":                                                   "",
+	} {
+		if got := DSN(dsn).String(); got != want || strings.Contains(got, "hunter") {
+			t.Errorf("DSN(%q) prints %q, want %q", dsn, got, want)
+		}
 	}
 }

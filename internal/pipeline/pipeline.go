@@ -811,11 +811,8 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		if err := p.led.BeginIntent(ctx, ls, freshen.Intent{Upserts: upserts, Deletes: deletes}); err != nil {
 			return res, err
 		}
-		if err := p.idx.Upsert(ctx, records); err != nil {
-			return res, fmt.Errorf("index upsert: %w", err)
-		}
-		if err := p.idx.Delete(ctx, deletes); err != nil {
-			return res, fmt.Errorf("index delete: %w", err)
+		if err := p.write(ctx, ls, rec, records, deletes); err != nil {
+			return res, err
 		}
 	}
 
@@ -837,6 +834,34 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		return res, err
 	}
 	return res, nil
+}
+
+// write makes one key's index writes: as one fenced Apply where the index
+// has it (an external store applications read directly), else as an
+// upsert and a delete. An index that already holds a newer write of the
+// key (ErrStaleWrite) means another worker owns it now: the lease is lost.
+func (p *Pipeline) write(ctx context.Context, ls freshen.Lease, rec freshen.ObjectRecord, records []freshen.Record, deletes []freshen.ChunkID) error {
+	if w, ok := p.idx.(freshen.ObjectWriter); ok {
+		version := rec.VersionID
+		if version == "" {
+			version = rec.ETag
+		}
+		err := w.Apply(ctx, freshen.ObjectWrite{Bucket: ls.Bucket, Key: ls.Key, Version: version, Fence: ls.Token, Upserts: records, Deletes: deletes})
+		if errors.Is(err, freshen.ErrStaleWrite) {
+			return fmt.Errorf("index write: %w (%w)", freshen.ErrLeaseLost, err)
+		}
+		if err != nil {
+			return fmt.Errorf("index write: %w", err)
+		}
+		return nil
+	}
+	if err := p.idx.Upsert(ctx, records); err != nil {
+		return fmt.Errorf("index upsert: %w", err)
+	}
+	if err := p.idx.Delete(ctx, deletes); err != nil {
+		return fmt.Errorf("index delete: %w", err)
+	}
+	return nil
 }
 
 // read fetches, extracts and chunks one object version. A non-empty skip
