@@ -1,20 +1,40 @@
 package weaviate
 
 import (
+	"fmt"
+	"os"
+	"runtime"
 	"testing"
 	"time"
-	"os"
-	"fmt"
 
-	"github.com/freshen-io/freshen/internal/testenv"
+	wv "github.com/weaviate/weaviate-go-client/v5/weaviate"
 )
 
-func TestProbeStart(t *testing.T) {
-	start := time.Now()
-	w := testenv.StartWeaviate(t)
-	fmt.Println("ready in", time.Since(start), w.URL, w.Dir)
-	os.WriteFile("/tmp/wvprobe/url", []byte(w.URL), 0o644)
-	if os.Getenv("PROBE_HOLD") != "" {
-		time.Sleep(20 * time.Minute)
+type canary struct{ b [64]byte }
+
+func TestProbeFinalizer(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		c, err := wv.NewClient(wv.Config{Host: "127.0.0.1:18080", Scheme: "http"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c
+	}
+	runtime.GC()
+	runtime.GC()
+	time.Sleep(200 * time.Millisecond)
+	ran := make(chan bool, 1)
+	x := &canary{}
+	runtime.SetFinalizer(x, func(*canary) { ran <- true })
+	x = nil
+	runtime.GC()
+	select {
+	case <-ran:
+		fmt.Println("canary finalizer ran")
+	case <-time.After(2 * time.Second):
+		fmt.Println("canary finalizer BLOCKED")
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		os.WriteFile("/tmp/wvprobe/stack.txt", buf[:n], 0o644)
 	}
 }

@@ -128,7 +128,6 @@ func startWeaviate(dir string) (*Weaviate, error) {
 		// Code under test must create every property it uses.
 		"AUTOSCHEMA_ENABLED=false",
 		"CLUSTER_HOSTNAME="+node,
-		"CLUSTER_IN_LOCALHOST=true",
 		"CLUSTER_BIND_ADDR=127.0.0.1",
 		"CLUSTER_ADVERTISE_ADDR=127.0.0.1",
 		"CLUSTER_GOSSIP_BIND_PORT="+strconv.Itoa(ports["gossip"]),
