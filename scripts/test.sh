@@ -8,6 +8,8 @@ source scripts/lib.sh
 
 ensure_go
 ensure_versitygw
+ensure_pglite
+ensure_weaviate
 go mod download
 go vet ./...
 # -count=1: integration tests talk to real servers; never trust a cached pass.

@@ -36,6 +36,10 @@ type Config struct {
 	// ReconcileInterval is how often `freshen run` lists the bucket to
 	// catch changes that no event announced.
 	ReconcileInterval Duration `yaml:"reconcile-interval"`
+	// VerifyInterval, when set, makes `freshen run` verify the index
+	// against the ledger that often and repair what drifted (under the
+	// mass-delete rule); 0 is never.
+	VerifyInterval Duration `yaml:"verify-interval"`
 	// Workers is how many objects are processed at once.
 	Workers int `yaml:"workers"`
 	// Listen is the HTTP API's address for `freshen run`.
@@ -374,6 +378,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		add("data-dir must not be empty")
+	}
+	if c.VerifyInterval < 0 || c.VerifyInterval != 0 && c.VerifyInterval < Duration(time.Second) {
+		add("verify-interval = %s: want 0 (never) or at least 1s (a pass reads the whole index: hours suit large ones)", c.VerifyInterval)
 	}
 	if c.ReconcileInterval < Duration(time.Second) {
 		add("reconcile-interval = %s: want at least 1s", c.ReconcileInterval)

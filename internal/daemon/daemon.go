@@ -115,6 +115,9 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	// what feeds them. Stop runs the other way round.
 	all := append(service.Group{pipelineService{p}}, svcs...)
 	all = append(all, srv, rec, backlog)
+	if cfg.VerifyInterval > 0 {
+		all = append(all, &verifier{a: a, interval: time.Duration(cfg.VerifyInterval), m: m, log: log, wake: p.Wake})
+	}
 	if err := all.Start(ctx); err != nil {
 		return err
 	}
@@ -342,6 +345,52 @@ func (s *reconciler) loop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// verifier verifies the index against the ledger every interval (the
+// first pass one interval after the start) and repairs what drifted: the
+// repair queues rewrites, which the workers make from the embedding cache.
+type verifier struct {
+	service.Base
+	a        *app.App
+	interval time.Duration
+	m        *metrics.Metrics
+	log      *slog.Logger
+	wake     func()
+}
+
+func (s *verifier) Start(ctx context.Context) error {
+	ctx, ok := s.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	s.Go(func() {
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rep, err := s.a.Verify(ctx, true, false)
+			if ctx.Err() != nil {
+				return
+			}
+			s.m.ObserveVerify(rep, err)
+			switch {
+			case err != nil:
+				s.log.Error("verify failed", "err", err)
+			case rep.Drifts() > 0:
+				s.log.Warn("the index had drifted from the ledger; repairing", "missing", rep.Missing, "orphans", rep.Orphans,
+					"mismatched", rep.Mismatched, "repaired", rep.Repaired, "examples", rep.Examples)
+				s.wake()
+			default:
+				s.log.Info("verified the index", "rows", rep.RowsChecked, "took", time.Duration(rep.Seconds*float64(time.Second)).Round(time.Millisecond))
+			}
+		}
+	})
+	return nil
 }
 
 // backlogService samples the queue and the workers' health for the

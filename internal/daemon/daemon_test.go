@@ -17,6 +17,7 @@ import (
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/memsource"
+	"github.com/freshen-io/freshen/internal/sqlitedb"
 	"github.com/freshen-io/freshen/internal/testenv"
 )
 
@@ -36,13 +37,19 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle { return setupAt(t, t.TempDir()) }
 
 // setupAt is setup with the data directory at dir.
-func setupAt(t *testing.T, dir string) *testBundle {
+func setupAt(t *testing.T, dir string) *testBundle { return setupWith(t, dir, nil) }
+
+// setupWith is setupAt with edit applied to the configuration.
+func setupWith(t *testing.T, dir string, edit func(*config.Config)) *testBundle {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Source.Bucket = "docs"
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ReconcileInterval = config.Duration(time.Hour)
+	if edit != nil {
+		edit(&cfg)
+	}
 	b := &testBundle{src: memsource.New("docs"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
 	a, err := app.Open(context.Background(), cfg, app.Options{Source: b.src, Embedder: &testenv.HashEmbedder{Dimension: 16}, Exclusive: true})
 	if err != nil {
@@ -292,4 +299,32 @@ func TestFullDiskIsReportedAndRecovers(t *testing.T) {
 	if !strings.Contains(body, "\nfreshen_stalled 0\n") {
 		eventually(t, "freshen_stalled 0", func() bool { _, body := b.get(t, "/metrics"); return strings.Contains(body, "\nfreshen_stalled 0\n") })
 	}
+}
+
+// TestPeriodicVerifyRepairs: with verify-interval set, a row deleted
+// behind freshen's back is found and rewritten, and the metrics say so.
+func TestPeriodicVerifyRepairs(t *testing.T) {
+	dir := t.TempDir()
+	b := setupWith(t, dir, func(c *config.Config) { c.VerifyInterval = config.Duration(time.Second) })
+	b.src.Put("kept.md", "text/markdown", []byte("# Kept\n\nA paragraph about lighthouses and their keepers.\n"))
+	eventually(t, "readiness", func() bool { code, _ := b.get(t, "/readyz"); return code == 200 })
+	eventually(t, "kept.md to be indexed", func() bool {
+		code, body := b.get(t, "/v1/objects/kept.md")
+		return code == 200 && strings.Contains(body, `"state":"indexed"`)
+	})
+	db, err := sqlitedb.Open(context.Background(), filepath.Join(dir, "index.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM records`); err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(`UPDATE meta SET v = v + 1 WHERE k = 'generation'`)
+	eventually(t, "the verify pass to repair the row", func() bool {
+		_, body := b.get(t, "/metrics")
+		var n int
+		return db.QueryRow(`SELECT count(*) FROM records`).Scan(&n) == nil && n > 0 &&
+			strings.Contains(body, `freshen_verify_drift_rows{kind="missing"} 1`) && strings.Contains(body, "freshen_verify_repaired_rows_total 1")
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/freshen-io/freshen/internal/pipeline"
 	"github.com/freshen-io/freshen/internal/reconcile"
+	"github.com/freshen-io/freshen/internal/verify"
 )
 
 // Metrics are the collectors of one freshen process.
@@ -39,6 +40,11 @@ type Metrics struct {
 	ReconcilePasses                                  *prometheus.CounterVec
 	KeysScanned                                      prometheus.Counter
 	FoundByReconcile                                 prometheus.Counter
+	// VerifyPasses, VerifyDrift and VerifyRepaired describe the periodic
+	// verify passes (verify-interval).
+	VerifyPasses   *prometheus.CounterVec
+	VerifyDrift    *prometheus.GaugeVec
+	VerifyRepaired prometheus.Counter
 }
 
 // New creates the collectors and registers them on reg.
@@ -91,10 +97,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Keys listed by reconcile passes."}),
 		FoundByReconcile: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_changes_found_by_reconcile_total",
 			Help: "Changes that no event announced, found by the reconciler: the measure of lost events."}),
+		VerifyPasses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_verify_passes_total",
+			Help: "Verify passes (verify-interval), by result (ok, error, mass_delete_blocked)."}, []string{"result"}),
+		VerifyDrift: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "freshen_verify_drift_rows",
+			Help: "Rows the last verify pass found differing from the ledger, by kind (missing, orphan, mismatched)."}, []string{"kind"}),
+		VerifyRepaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_verify_repaired_rows_total",
+			Help: "Rows verify passes repaired (rewritten from the embedding cache or deleted)."}),
 	}
 	reg.MustRegister(m.Stalled, m.TokensToday, m.USDSpent, m.USDToday, m.BudgetRemaining, m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
 		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.TokensReused, m.CharsEmbedded,
-		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile)
+		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile,
+		m.VerifyPasses, m.VerifyDrift, m.VerifyRepaired)
 	for _, o := range []pipeline.Outcome{pipeline.OutcomeIndexed, pipeline.OutcomeUnchanged, pipeline.OutcomeDeleted, pipeline.OutcomeAbsent,
 		pipeline.OutcomeSkipped, pipeline.OutcomeRetry, pipeline.OutcomeFailed} {
 		m.ObjectsProcessed.WithLabelValues(string(o))
@@ -134,6 +147,22 @@ func (m *Metrics) ObserveReconcile(rep reconcile.Report, err error) {
 	m.ReconcileDuration.Observe(rep.Duration.Seconds())
 	m.KeysScanned.Add(float64(rep.Listed))
 	m.FoundByReconcile.Add(float64(rep.Found))
+}
+
+// ObserveVerify records one verify pass.
+func (m *Metrics) ObserveVerify(rep verify.Report, err error) {
+	result := "ok"
+	switch {
+	case errors.Is(err, reconcile.ErrMassDelete):
+		result = "mass_delete_blocked"
+	case err != nil:
+		result = "error"
+	}
+	m.VerifyPasses.WithLabelValues(result).Inc()
+	m.VerifyDrift.WithLabelValues("missing").Set(float64(rep.Missing))
+	m.VerifyDrift.WithLabelValues("orphan").Set(float64(rep.Orphans))
+	m.VerifyDrift.WithLabelValues("mismatched").Set(float64(rep.Mismatched))
+	m.VerifyRepaired.Add(float64(rep.Repaired))
 }
 
 // SetBacklog records the queue's size and its oldest change.

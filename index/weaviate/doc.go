@@ -1,0 +1,48 @@
+// Package weaviate keeps freshen's chunks in a Weaviate collection (a
+// class), laid out for applications to query directly:
+//
+//	class <Collection>: vectorizer none, HNSW, cosine distance
+//	  chunk_id  text    freshen's chunk id
+//	  bucket    text    field-tokenized, filterable
+//	  key       text    the S3 key; field-tokenized, filterable
+//	  hash      text    hash of the chunker version and the text
+//	  ordinal   int     position in the document, from 0
+//	  headings  text[]  heading trail, outermost first
+//	  text      text    the chunk (word-tokenized, for BM25)
+//	  version   text    object version (VersionID, else ETag) written for
+//	  key_hex   text    hex of key: exact prefix filters (see below)
+//	  pos       text    hex of bucket NUL key NUL chunk_id: byte order
+//	class <Collection>Fence: one object per bucket/key, fence int
+//
+// A search is GraphQL's nearVector; a hit's score is the cosine
+// similarity, 1 - _additional.distance. Each object's UUID is derived from
+// its chunk id alone (ObjectID: a UUIDv5), so writes are idempotent and
+// Delete, which gets ids only, needs no lookup.
+//
+// # Prefixes and order
+//
+// Weaviate cannot match a literal key prefix on the key itself: Like
+// treats * and ? as wildcards with no escape, its regular expression's .*
+// stops at a newline, and field tokenization trims white space from the
+// indexed value. Its sort compares text case-insensitively, not by bytes.
+// So each row also carries key_hex and pos, lower-case hex (no wildcard,
+// no space, no case): a prefix P of keys is exactly the Like filter
+// "hex(P)*" on key_hex, which Weaviate answers by seeking its sorted
+// inverted index to hex(P) and walking only that range. Rows walks pos
+// the same way (see Rows).
+//
+// # What Weaviate does not give
+//
+// Weaviate has no transactions and no conditional writes. Apply checks
+// and advances the key's fence, writes the new rows in one batch, then
+// deletes the old ones in another: a reader may see, for a moment, the
+// old rows and some of the new, or the new rows and some of the old —
+// never a key with neither version complete, but not always exactly one.
+// The fence check and the writes are serialized per key within a process;
+// two processes writing one key at the same moment with different fences
+// (a stalled worker whose check passed just before a newer lease was
+// granted) can still interleave. See Apply.
+//
+// This package must never be the only copy of anything: everything in it
+// can be rebuilt from the bucket and the ledger's embedding cache.
+package weaviate
