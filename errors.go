@@ -73,7 +73,7 @@ func RetryAfter(err error) (time.Duration, bool) {
 // the failure must not count against its retry budget.
 func IsNotAttempt(err error) bool {
 	return errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrUnavailable) ||
-		errors.Is(err, ErrBudgetSpent)
+		errors.Is(err, ErrBudgetSpent) || errors.Is(err, ErrIndexUnavailable)
 }
 
 // ErrDimension reports a vector whose length is not the model's
@@ -107,6 +107,10 @@ var (
 	// ErrBatchTooLarge: a request exceeded a per-request cap (inputs,
 	// tokens). Retrying it whole fails again; splitting it may not.
 	ErrBatchTooLarge = errors.New("batch too large for one request")
+	// ErrIndexUnavailable: the vector index's server cannot be reached
+	// (refused, reset, shutting down). The work waits, and the workers
+	// pause until it answers; it is not an attempt.
+	ErrIndexUnavailable = errors.New("index unavailable")
 	// ErrBudgetSpent: the daily embedding budget is spent. The work waits
 	// for the next day (RetryAfter says how long); it is not an attempt.
 	ErrBudgetSpent = errors.New("daily embedding budget spent")

@@ -31,10 +31,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/freshen-io/freshen"
@@ -554,22 +556,30 @@ func (x *Index) Pair(ctx context.Context, partner string) error {
 	return nil
 }
 
-// classify marks errors that a retry cannot fix as permanent: bad data,
-// a constraint, a wrong schema or privilege. Connection trouble, a
-// server shutting down, serialization failures and resource shortages
-// stay retryable.
+// classify marks errors that a retry cannot fix as permanent (bad data,
+// a constraint, a wrong schema or privilege), and a server that cannot be
+// reached (refused, reset, shutting down, not accepting connections yet)
+// as freshen.ErrIndexUnavailable: the workers pause rather than spend the
+// keys' attempts. Serialization failures and resource shortages stay
+// plainly retryable.
 func classify(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
+		switch {
+		case pe.Code[:2] == "08" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03":
+			return fmt.Errorf("%w: %w", freshen.ErrIndexUnavailable, err)
+		}
 		switch pe.Code[:2] {
 		case "22", "23", "42", "2B", "0A", "28":
 			return freshen.Permanent(err)
 		}
 		return err
 	}
+	var ce *pgconn.ConnectError
 	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("%w: %w", freshen.ErrIndexUnavailable, err)
 	}
 	return err
 }

@@ -153,7 +153,8 @@ func client(scheme, host string, timeout time.Duration) (*wv.Client, error) {
 }
 
 // namespace is the UUIDv5 namespace of every object freshen writes:
-// uuid.NewSHA1(uuid.NameSpaceURL, "https://github.com/freshen-io/freshen/index/weaviate").
+// uuid.NewSHA1(uuid.NameSpaceURL, "https://github.com/freshen-io/freshen/index/weaviate"),
+// which is 79454cc5-c12f-59eb-81f1-8aa5b41407be.
 var namespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/freshen-io/freshen/index/weaviate"))
 
 // ObjectID is the UUID of the object holding chunk id: the UUIDv5 of the

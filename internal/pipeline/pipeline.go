@@ -207,7 +207,8 @@ type Pipeline struct {
 	stopWork  context.CancelFunc
 	done      chan struct{}
 
-	// full is set while the disk is full: since when, and the error.
+	// full is set while the disk is full or the index unreachable: since
+	// when, and the error.
 	full atomic.Pointer[fullState]
 	// budgetDay is the UTC day the budget was last found spent, and
 	// budgetErr the error that said so.
@@ -236,6 +237,10 @@ type fullState struct {
 // Health reports why the pipeline cannot make progress now (the disk
 // holding its ledger or index is full), or nil. It recovers by itself.
 func (p *Pipeline) Health() error {
+	if f := p.full.Load(); f != nil && errors.Is(f.err, freshen.ErrIndexUnavailable) {
+		return fmt.Errorf("the index is unavailable since %s: changes wait in the queue until it answers (%w)",
+			f.since.UTC().Format(time.RFC3339), f.err)
+	}
 	if f := p.full.Load(); f != nil {
 		return fmt.Errorf("no space left for the ledger or the index since %s: new changes wait in the queue until space is freed (%w)",
 			f.since.UTC().Format(time.RFC3339), f.err)
@@ -264,17 +269,22 @@ func (p *Pipeline) noteBudget(err error) {
 	}
 }
 
-// noteFull records a write that failed for lack of space.
+// noteFull records a write that failed for lack of space, or an index
+// that cannot be reached: the workers pause until a commit succeeds.
 func (p *Pipeline) noteFull(err error) {
 	if p.full.CompareAndSwap(nil, &fullState{since: time.Now(), err: err}) {
-		p.log.Error("no space left for the ledger or the index; pausing until space is freed", "err", err)
+		if errors.Is(err, freshen.ErrIndexUnavailable) {
+			p.log.Error("the index is unavailable; pausing until it answers", "err", err)
+		} else {
+			p.log.Error("no space left for the ledger or the index; pausing until space is freed", "err", err)
+		}
 	}
 }
 
-// noteProgress clears the full state after a successful commit.
+// noteProgress clears the paused state after a successful commit.
 func (p *Pipeline) noteProgress() {
 	if f := p.full.Swap(nil); f != nil {
-		p.log.Warn("space is back; resuming", "paused_for", time.Since(f.since).Round(time.Second))
+		p.log.Warn("writes succeed again; resuming", "paused_for", time.Since(f.since).Round(time.Second))
 	}
 }
 
@@ -655,6 +665,12 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		}
 	case stopped:
 		res.Outcome = OutcomeRequeued
+		ferr = p.led.Release(ctx, ls)
+	case errors.Is(err, freshen.ErrIndexUnavailable):
+		// Not the key's fault either: the index's server is down. Give
+		// the key back and pause the pool, probing, until it answers.
+		res.Outcome = OutcomeRequeued
+		p.noteFull(err)
 		ferr = p.led.Release(ctx, ls)
 	case freshen.IsNotAttempt(err):
 		res.Outcome = OutcomeRequeued
