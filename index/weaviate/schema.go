@@ -116,14 +116,19 @@ func (x *Index) setUp(ctx context.Context, create bool) error {
 			props = fenceProps
 		}
 		diffs := compare(got, props, want.Class == x.class)
+		var dimErr error
 		if want.Class == x.class {
 			d, err := x.storedDim(ctx, got)
 			if err != nil {
 				return err
 			}
 			if d != 0 && d != x.dim {
+				dimErr = freshen.ErrDimension
 				diffs = append(diffs, fmt.Sprintf("it holds %d-dimensional vectors and the model makes %d (use another collection for this model)", d, x.dim))
 			}
+		}
+		if dimErr != nil {
+			return freshen.Permanent(fmt.Errorf("weaviate: collection %s differs from what freshen writes (%w): %s", want.Class, dimErr, strings.Join(diffs, "; ")))
 		}
 		if len(diffs) > 0 {
 			return freshen.Permanent(fmt.Errorf("weaviate: collection %s differs from what freshen writes: %s", want.Class, strings.Join(diffs, "; ")))

@@ -247,8 +247,9 @@ func TestExistingCollection(t *testing.T) {
 	for _, create := range []bool{false, true} {
 		_, err = weaviate.Open(ctx, weaviate.Config{URL: url, Collection: name, Dim: 4, Create: create})
 		t.Logf("create %v: %v", create, err)
-		if err == nil || !strings.Contains(err.Error(), "holds 3-dimensional vectors and the model makes 4") || !freshen.IsPermanent(err) {
-			t.Fatalf("a 3-d collection opened for 4-d vectors (create %v): %v", create, err)
+		if err == nil || !strings.Contains(err.Error(), "holds 3-dimensional vectors and the model makes 4") || !freshen.IsPermanent(err) ||
+			!errors.Is(err, freshen.ErrDimension) {
+			t.Fatalf("a 3-d collection opened for 4-d vectors (create %v): %v, want a permanent ErrDimension", create, err)
 		}
 	}
 	// An empty one: the dimension is in its description.

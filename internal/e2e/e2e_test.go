@@ -242,10 +242,15 @@ func sortRows(rows []chunkRow) {
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 }
 
-// indexRows reads every record of the embedded index.
+// indexRows reads every record of the configured index: the embedded
+// index through its package, pgvector with plain SQL, as an application
+// would.
 func (b *bundle) indexRows() ([]chunkRow, map[freshen.ChunkID][]float32) {
 	b.t.Helper()
 	ctx := context.Background()
+	if b.conf.Index.Type == "pgvector" {
+		return b.pgvectorRows()
+	}
 	x, err := embedded.Open(ctx, filepath.Join(b.data, "index.db"), builtin.Dim)
 	if err != nil {
 		b.t.Fatal(err)

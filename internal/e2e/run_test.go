@@ -59,13 +59,19 @@ type world struct {
 // listening webhook), then versitygw.
 func newWorld(t *testing.T, interval string, dropEvery int) *world {
 	t.Helper()
+	return newWorldWith(t, interval, dropEvery, "")
+}
+
+// newWorldWith is newWorld with more configuration (YAML).
+func newWorldWith(t *testing.T, interval string, dropEvery int, extraYAML string) *world {
+	t.Helper()
 	w := &world{bundle: &bundle{t: t, bucket: "docs", data: t.TempDir() + "/data"}, port: testenv.FreePort(t)}
 	w.events = newEventProxy(t, fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", w.port), dropEvery)
 	gwPort := testenv.FreePort(t)
 	// The config needs the gateway's endpoint before it runs.
 	w.gw = &testenv.VersityGW{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", gwPort)}
 	w.cfg = t.TempDir() + "/freshen.yaml"
-	w.writeConfig(fmt.Sprintf("reconcile-interval: %s\nlisten: 127.0.0.1:%d\n", interval, w.port))
+	w.writeConfig(fmt.Sprintf("reconcile-interval: %s\nlisten: 127.0.0.1:%d\n%s", interval, w.port, extraYAML))
 	w.start()
 	w.gw = testenv.StartVersityGW(t, testenv.GWOptions{WebhookURL: w.events.URL(), Port: gwPort})
 	w.client = w.gw.CreateBucket(t, w.bucket)
