@@ -115,6 +115,9 @@ func childJSON(args ...string) (reconcileRun, error) {
 
 func runChild(name string, args []string) error {
 	ctx := context.Background()
+	if handled, err := runIndexChild(ctx, name, args); handled {
+		return err
+	}
 	switch name {
 	case "ceiling":
 		objs, _, err := pipelineCeiling(ctx, len(args) > 0 && args[0] == "quick")

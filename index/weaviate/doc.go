@@ -34,14 +34,17 @@
 // # What Weaviate does not give
 //
 // Weaviate has no transactions and no conditional writes. Apply checks
-// and advances the key's fence, writes the new rows in one batch, then
-// deletes the old ones in another: a reader may see, for a moment, the
-// old rows and some of the new, or the new rows and some of the old —
-// never a key with neither version complete, but not always exactly one.
-// The fence check and the writes are serialized per key within a process;
-// two processes writing one key at the same moment with different fences
-// (a stalled worker whose check passed just before a newer lease was
-// granted) can still interleave. See Apply.
+// and advances the key's fence, writes all the new rows (batch
+// requests), and only then deletes the old ones: while it runs, a reader
+// sees the old rows with some of the new, then the new rows with some of
+// the old — one version whole, but not always exactly one version. (A
+// search is not a snapshot either: one that overlaps the switch could in
+// principle miss rows of both.) The fence check and the writes are
+// serialized per key within a process; two processes writing one key at
+// the same moment with different fences (a stalled worker whose check
+// passed just before a newer lease was granted) can still interleave.
+// With ASYNC_INDEXING on, rows reach search some time after a write
+// returns. See Apply.
 //
 // This package must never be the only copy of anything: everything in it
 // can be rebuilt from the bucket and the ledger's embedding cache.

@@ -334,15 +334,15 @@ func (x *Index) remove(ctx context.Context, op string, ids []freshen.ChunkID) er
 //  3. The upserts are written (batch requests of upsertBatch objects),
 //     then the deletes are removed (ids also upserted are not deleted).
 //
-// It is not atomic. Weaviate has no multi-object transactions, so a
-// reader may briefly see the old rows and part of the new, then the new
-// rows and part of the old: never neither version complete, but not
-// always exactly one. A failure part-way leaves such a mix until a retry
-// (same fence) completes it. Steps 2 and 3 run under a per-key lock,
-// so writers of one key in this process take turns; Weaviate has no
-// conditional write to extend that across processes, so two processes
-// applying one key at the same moment with different fences can still
-// interleave (verify finds and repairs what that leaves).
+// It is not atomic. Weaviate has no multi-object transactions, so while
+// Apply runs a reader sees the old rows and some of the new, then the new
+// rows and some of the old: one version whole, but not always exactly one.
+// A failure part-way leaves such a mix until a retry (same fence)
+// completes it. Steps 2 and 3 run under a per-key lock, so writers of one
+// key in this process take turns; Weaviate has no conditional write to
+// extend that across processes, so two processes applying one key at the
+// same moment with different fences can still interleave (verify finds
+// and repairs what that leaves).
 func (x *Index) Apply(ctx context.Context, w freshen.ObjectWrite) error {
 	if err := x.check("apply", w.Upserts); err != nil {
 		return err

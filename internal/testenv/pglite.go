@@ -146,3 +146,8 @@ func (p *PGlite) Restart(t testing.TB) {
 	*p = *q
 	t.Cleanup(p.Stop)
 }
+
+// LaunchPGlite starts a PGlite server with its database in dir, for
+// programs that are not tests (the benchmarks); Stop ends it, and it dies
+// with the calling process.
+func LaunchPGlite(dir string) (*PGlite, error) { return startPGlite(dir, 0) }
