@@ -45,6 +45,17 @@ type ObjectWriter interface {
 	Apply(ctx context.Context, w ObjectWrite) error
 }
 
+// Isolated is implemented by ObjectWriters whose Apply is one
+// transaction (pgvector): a reader sees exactly one version of an
+// object's rows, never a mix. An ObjectWriter without it (Weaviate, which
+// has no transactions) writes the new rows before deleting the old ones:
+// a reader always sees at least one whole version, and while Apply runs
+// some rows of the other.
+type Isolated interface {
+	ObjectWriter
+	Isolated()
+}
+
 // Row is an index row without its vector, as verify compares it with the
 // ledger.
 type Row struct {

@@ -83,6 +83,7 @@ type Index struct {
 var (
 	_ freshen.Index        = (*Index)(nil)
 	_ freshen.ObjectWriter = (*Index)(nil)
+	_ freshen.Isolated     = (*Index)(nil)
 	_ freshen.RowScanner   = (*Index)(nil)
 	_ freshen.Scanner      = (*Index)(nil)
 	_ freshen.Stamped      = (*Index)(nil)
@@ -283,6 +284,9 @@ func (x *Index) Delete(ctx context.Context, ids []freshen.ChunkID) error {
 	}
 	return x.inTx(ctx, "delete", func(tx pgx.Tx) error { return x.delete(ctx, tx, ids) })
 }
+
+// Isolated implements freshen.Isolated: Apply is one transaction.
+func (x *Index) Isolated() {}
 
 // Apply implements freshen.ObjectWriter: the fence, the upserts and the
 // deletes of one object in one transaction.

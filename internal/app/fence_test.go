@@ -40,7 +40,9 @@ func (s *stalledIndex) Apply(ctx context.Context, w freshen.ObjectWrite) error {
 // believes it still holds its lease, which expires for everyone else.
 type frozenLedger struct{ freshen.Ledger }
 
-func (f frozenLedger) Extend(ctx context.Context, l *freshen.Lease, ttl time.Duration) error { return nil }
+func (f frozenLedger) Extend(ctx context.Context, l *freshen.Lease, ttl time.Duration) error {
+	return nil
+}
 
 // TestStalledWorkerCannotUndoANewerCommit: worker A records its intent
 // for version 1, then stalls before its index write; its lease expires,

@@ -21,6 +21,7 @@ import (
 	"github.com/freshen-io/freshen/feed/webhook"
 	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/index/pgvector"
+	"github.com/freshen-io/freshen/index/weaviate"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
@@ -41,6 +42,13 @@ var indexes = map[string]func(ctx context.Context, cfg config.Config, dim int) (
 	},
 	"pgvector": func(ctx context.Context, cfg config.Config, dim int) (freshen.Index, error) {
 		return pgvector.Open(ctx, pgvector.Config{DSN: string(cfg.Index.DSN), Table: cfg.Index.Table, Dim: dim, NoCreate: !cfg.Index.Create})
+	},
+	"weaviate": func(ctx context.Context, cfg config.Config, dim int) (freshen.Index, error) {
+		collection := cfg.Index.Collection
+		if collection == "" {
+			collection = "FreshenChunks"
+		}
+		return weaviate.Open(ctx, weaviate.Config{URL: cfg.Index.URL, Collection: collection, Dim: dim, Create: cfg.Index.Create})
 	},
 }
 

@@ -30,7 +30,7 @@ func TestREADMEConfigExamples(t *testing.T) {
 			t.Errorf("README example %q: exit %d\n%s\n%s", name, code, out, errs)
 		}
 	}
-	for _, want := range []string{"openai", "azure", "ollama", "tei", "bedrock", "simulator", "pgvector"} {
+	for _, want := range []string{"openai", "azure", "ollama", "tei", "bedrock", "simulator", "pgvector", "weaviate"} {
 		if !seen[want] {
 			t.Errorf("README has no %q configuration example", want)
 		}

@@ -216,7 +216,7 @@ type RetryConfig struct {
 // lists the same (a test keeps them equal).
 var (
 	LedgerTypes   = []string{"sqlite"}
-	IndexTypes    = []string{"embedded", "pgvector"}
+	IndexTypes    = []string{"embedded", "pgvector", "weaviate"}
 	EmbedderTypes = []string{"builtin", "openai", "bedrock"}
 	FeedTypes     = []string{"webhook"}
 )

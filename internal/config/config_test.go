@@ -88,7 +88,9 @@ func TestMistakesAreExplained(t *testing.T) {
 		{"source: {bucket: x}\nindex: {type: embedded, dsn: 'postgres://h/db'}\n", "", "index.dsn: only for index.type pgvector (index.type is embedded)"},
 		{"source: {bucket: x}\nindex: {type: pgvector, url: 'http://h:8080'}\n", "", "index.url: only for index.type weaviate"},
 		{"source: {bucket: x}\nindex: {type: pgvector, table: 'chunks; drop table x'}\n", "", "index.table"},
-		{"source: {bucket: x}\nindex: {type: pgvectr}\n", "", "want one of embedded, pgvector"},
+		{"source: {bucket: x}\nindex: {type: weaviate}\n", "", "index.url \"\": want Weaviate's HTTP address"},
+		{"source: {bucket: x}\nindex: {type: weaviate, url: 'http://h:8080', collection: chunks}\n", "", "start with a capital letter"},
+		{"source: {bucket: x}\nindex: {type: pgvectr}\n", "", "want one of embedded, pgvector, weaviate"},
 	} {
 		var env []string
 		if c.env != "" {

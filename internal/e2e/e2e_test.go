@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testenv.StopSharedWeaviate()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -248,8 +249,11 @@ func sortRows(rows []chunkRow) {
 func (b *bundle) indexRows() ([]chunkRow, map[freshen.ChunkID][]float32) {
 	b.t.Helper()
 	ctx := context.Background()
-	if b.conf.Index.Type == "pgvector" {
+	switch b.conf.Index.Type {
+	case "pgvector":
 		return b.pgvectorRows()
+	case "weaviate":
+		return b.weaviateRows()
 	}
 	x, err := embedded.Open(ctx, filepath.Join(b.data, "index.db"), builtin.Dim)
 	if err != nil {
