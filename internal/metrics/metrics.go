@@ -136,14 +136,7 @@ func (m *Metrics) ObserveResult(r pipeline.Result) {
 
 // ObserveReconcile records one reconcile pass.
 func (m *Metrics) ObserveReconcile(rep reconcile.Report, err error) {
-	result := "ok"
-	switch {
-	case errors.Is(err, reconcile.ErrMassDelete):
-		result = "mass_delete_blocked"
-	case err != nil:
-		result = "error"
-	}
-	m.ReconcilePasses.WithLabelValues(result).Inc()
+	m.ReconcilePasses.WithLabelValues(passResult(err)).Inc()
 	m.ReconcileDuration.Observe(rep.Duration.Seconds())
 	m.KeysScanned.Add(float64(rep.Listed))
 	m.FoundByReconcile.Add(float64(rep.Found))
@@ -151,18 +144,22 @@ func (m *Metrics) ObserveReconcile(rep reconcile.Report, err error) {
 
 // ObserveVerify records one verify pass.
 func (m *Metrics) ObserveVerify(rep verify.Report, err error) {
-	result := "ok"
-	switch {
-	case errors.Is(err, reconcile.ErrMassDelete):
-		result = "mass_delete_blocked"
-	case err != nil:
-		result = "error"
-	}
-	m.VerifyPasses.WithLabelValues(result).Inc()
+	m.VerifyPasses.WithLabelValues(passResult(err)).Inc()
 	m.VerifyDrift.WithLabelValues("missing").Set(float64(rep.Missing))
 	m.VerifyDrift.WithLabelValues("orphan").Set(float64(rep.Orphans))
 	m.VerifyDrift.WithLabelValues("mismatched").Set(float64(rep.Mismatched))
 	m.VerifyRepaired.Add(float64(rep.Repaired))
+}
+
+// passResult labels a reconcile or verify pass by its outcome.
+func passResult(err error) string {
+	switch {
+	case errors.Is(err, reconcile.ErrMassDelete):
+		return "mass_delete_blocked"
+	case err != nil:
+		return "error"
+	}
+	return "ok"
 }
 
 // SetBacklog records the queue's size and its oldest change.

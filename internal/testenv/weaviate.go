@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,24 +21,29 @@ import (
 // anonymous access and no vectorizer modules, its data in a temporary
 // directory.
 //
-// Its REST API, gossip, Raft and Raft RPC listen on 127.0.0.1. Weaviate
-// v1.35.2 binds its gRPC API and its cluster data ports to every
-// interface whatever it is told (":port" is hard-coded), so those get
-// random free ports; nothing else is exposed (profiling and metrics are
-// off).
+// Weaviate v1.35.2 binds its gRPC API and its cluster data port to every
+// interface whatever it is told (":port" is hard-coded), so the server
+// runs in a Linux network namespace of its own (unshare --net), whose
+// only interface is a loopback that nothing outside can reach. Forwarders
+// on the test process's 127.0.0.1 connect to its REST and gRPC APIs;
+// nothing else is exposed. This needs root (CAP_SYS_ADMIN); without it
+// the start fails, it never falls back to binding every interface.
 type Weaviate struct {
-	// URL is the REST endpoint, http://127.0.0.1:port.
+	// URL is the REST endpoint, http://127.0.0.1:port (a forwarder).
 	URL string
 	// Host is URL's host:port.
 	Host string
-	// GRPC is the gRPC API's host:port.
+	// GRPC is the gRPC API's host:port (a forwarder).
 	GRPC string
 	// Dir holds the data and weaviate.log.
 	Dir string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	once sync.Once
+	cmd   *exec.Cmd
+	ns    *os.File       // the server's network namespace
+	fwd   []*forwarder   // REST, gRPC
+	ports map[string]int // in the server's namespace
+	done  chan struct{}
+	once  sync.Once
 }
 
 // StartWeaviate starts a weaviate-server for this test and kills it when
@@ -99,25 +106,54 @@ func UniqueCollection(prefix string) string {
 	return fmt.Sprintf("%s%dN%d", prefix, os.Getpid(), collections.Add(1))
 }
 
-func startWeaviate(dir string) (*Weaviate, error) {
+// netnsGate is run by sh in the server's new network namespace: it tells
+// the test process (fd 3) that the namespace exists, waits (stdin) until
+// the test process has brought its loopback up, then becomes
+// weaviate-server ($0) with its arguments.
+const netnsGate = `echo ready >&3 && exec 3>&- && IFS= read -r line && [ "$line" = up ] && exec "$0" "$@" </dev/null; exit 97`
+
+func startWeaviate(dir string) (_ *Weaviate, err error) {
 	bin, err := FindBinary("weaviate-server")
 	if err != nil {
 		return nil, err
 	}
-	ports := map[string]int{}
-	for _, name := range []string{"http", "grpc", "gossip", "data", "raft", "rpc"} {
-		p, err := freePort()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		return nil, fmt.Errorf("weaviate-server runs in a network namespace of its own, which needs unshare (util-linux): %w", err)
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		return nil, err
+	}
+	w := &Weaviate{Dir: dir, done: make(chan struct{})}
+	// On error, w is stopped (the returned *Weaviate is nil).
+	defer func() {
+		if err != nil {
+			w.Stop()
+		}
+	}()
+	// The forwarders' ports are taken first, so that none of the
+	// server's (in its namespace) is the same number.
+	for range 2 {
+		f, err := listenForwarder()
 		if err != nil {
 			return nil, err
 		}
-		ports[name] = p
+		w.fwd = append(w.fwd, f)
 	}
+	w.Host, w.GRPC = w.fwd[0].addr(), w.fwd[1].addr()
+	w.URL = "http://" + w.Host
+	if w.ports, err = freePorts("http", "grpc", "gossip", "data", "raft", "rpc"); err != nil {
+		return nil, err
+	}
+	ports := w.ports
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
 	const node = "freshen-test-node"
-	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(ports["http"]), "--scheme", "http")
+	cmd := exec.Command(unshare, "--net", "--", sh, "-c", netnsGate,
+		bin, "--host", "127.0.0.1", "--port", strconv.Itoa(ports["http"]), "--scheme", "http")
 	cmd.Env = append(os.Environ(),
 		"DISABLE_TELEMETRY=true",
 		"PERSISTENCE_DATA_PATH="+data,
@@ -147,18 +183,71 @@ func startWeaviate(dir string) (*Weaviate, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// The server dies with the test process, even on a crash.
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	defer gateR.Close()
+	defer gateW.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	defer readyR.Close()
+	defer readyW.Close()
+	cmd.Stdin = gateR
+	cmd.ExtraFiles = []*os.File{readyW}
+	// The server dies with the test process, even on a crash. unshare
+	// and sh exec in place: the process is the server's from start to
+	// end.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start weaviate-server: %w", err)
 	}
-	host := "127.0.0.1:" + strconv.Itoa(ports["http"])
-	w := &Weaviate{URL: "http://" + host, Host: host, GRPC: "127.0.0.1:" + strconv.Itoa(ports["grpc"]),
-		Dir: dir, cmd: cmd, done: make(chan struct{})}
+	w.cmd = cmd
+	gateR.Close()
+	readyW.Close()
 	var exitErr error
 	go func() { exitErr = cmd.Wait(); logf.Close(); close(w.done) }()
+
+	// Wait for the namespace, bring its loopback up, let the server start.
+	readyR.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, len("ready\n"))
+	if _, err := io.ReadFull(readyR, buf); err != nil || string(buf) != "ready\n" {
+		why := fmt.Sprint(err)
+		select {
+		case <-w.done:
+			why = fmt.Sprint(exitErr)
+		case <-time.After(5 * time.Second):
+		}
+		log, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("weaviate-server must run in a network namespace of its own (it binds every interface), "+
+			"but `unshare --net` did not start it (%s); this needs root or CAP_SYS_ADMIN "+
+			"(in a container: --cap-add SYS_ADMIN or --privileged), there is no fallback:\n%s", why, tail(log, 8000))
+	}
+	if same, err := sameNetns(cmd.Process.Pid); err != nil {
+		return nil, err
+	} else if same {
+		return nil, errors.New("unshare --net left weaviate-server in the test process's network namespace")
+	}
+	if w.ns, err = openNetns(cmd.Process.Pid); err != nil {
+		return nil, err
+	}
+	if err := setLoopbackUp(w.ns); err != nil {
+		return nil, fmt.Errorf("weaviate-server's network namespace: %w", err)
+	}
+	if _, err := gateW.Write([]byte("up\n")); err != nil {
+		return nil, fmt.Errorf("start weaviate-server: %w", err)
+	}
+	gateW.Close()
+	w.fwd[0].serve(w.ns, "127.0.0.1:"+strconv.Itoa(ports["http"]))
+	w.fwd[1].serve(w.ns, "127.0.0.1:"+strconv.Itoa(ports["grpc"]))
+
 	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
@@ -174,31 +263,44 @@ func startWeaviate(dir string) (*Weaviate, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			w.Stop()
 			log, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("weaviate-server was not ready on %s within 90s:\n%s", host, tail(log, 8000))
+			return nil, fmt.Errorf("weaviate-server was not ready on %s (forwarded to port %d of its network namespace) within 90s:\n%s",
+				w.Host, ports["http"], tail(log, 8000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// Stop kills the server (like a crash) and waits for it to exit. A
-// second Stop does nothing.
+// Stop kills the server (like a crash), waits for it to exit and closes
+// the forwarders to it. A second Stop does nothing.
 func (w *Weaviate) Stop() {
 	w.once.Do(func() {
-		w.cmd.Process.Kill()
-		<-w.done
+		if w.cmd != nil {
+			w.cmd.Process.Kill()
+			<-w.done
+		}
+		for _, f := range w.fwd {
+			f.close()
+		}
+		if w.ns != nil {
+			w.ns.Close()
+		}
 	})
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns distinct loopback TCP ports, by name, that were free
+// a moment ago.
+func freePorts(names ...string) (map[string]int, error) {
+	ports := map[string]int{}
+	for _, name := range names {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports[name] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 func tail(b []byte, n int) []byte {
@@ -207,3 +309,7 @@ func tail(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// LaunchWeaviate starts a weaviate-server with its data in dir, for
+// programs that are not tests (the benchmarks); Stop ends it.
+func LaunchWeaviate(dir string) (*Weaviate, error) { return startWeaviate(dir) }
