@@ -115,7 +115,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) freshen.Index) {
 			"100%":    "[100%/a.md]",
 			"a_b":     "[a_b/c.md]",
 			"über":    "[über/e.md]",
-			`back\`:  `[back\slash/g.md]`,
+			`back\`:   `[back\slash/g.md]`,
 			"nothing": "[]",
 		} {
 			hits, err := x.Search(ctx, freshen.Query{Vector: vec(1, 0, 0), K: 20, Prefix: prefix})

@@ -175,7 +175,6 @@ func TestScanAndStamp(t *testing.T) {
 	}
 }
 
-
 // TestFilteredSearchReturnsK: k hits under a prefix that few rows match,
 // far from the query, when the HNSW index would stop at ef_search
 // candidates (pgvector 0.8's iterative scan keeps going).
