@@ -9,7 +9,6 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/testenv"
-	"github.com/jackc/pgx/v5"
 )
 
 // stalledIndex holds the first Apply (a worker whose write is on its way
@@ -49,9 +48,20 @@ func (f frozenLedger) Extend(ctx context.Context, l *freshen.Lease, ttl time.Dur
 // worker B indexes version 2 and commits; A's write then arrives, and the
 // store refuses it: the rows stay version 2's.
 func TestStalledWorkerCannotUndoANewerCommit(t *testing.T) {
+	t.Run("pgvector", func(t *testing.T) {
+		b := newStateBundle(t)
+		b.cfg.Index.Type, b.cfg.Index.DSN, b.cfg.Index.Table = "pgvector", testenvDSN(t), testenv.UniqueTable("fence")
+		testStalledWorker(t, b)
+	})
+	t.Run("weaviate", func(t *testing.T) {
+		b := newStateBundle(t)
+		b.cfg.Index.Type, b.cfg.Index.URL, b.cfg.Index.Collection = "weaviate", testenv.SharedWeaviate(t).URL, testenv.UniqueCollection("Fence")
+		testStalledWorker(t, b)
+	})
+}
+
+func testStalledWorker(t *testing.T, b *stateBundle) {
 	ctx := context.Background()
-	b := newStateBundle(t)
-	b.cfg.Index.Type, b.cfg.Index.DSN, b.cfg.Index.Table = "pgvector", testenvDSN(t), testenv.UniqueTable("fence")
 	b.cfg.Retry.LeaseTTL = 1e9 // 1s
 	a := b.open(t)
 	defer a.Close()
@@ -90,19 +100,12 @@ func TestStalledWorkerCannotUndoANewerCommit(t *testing.T) {
 	if err := <-aDone; err != nil {
 		t.Fatalf("worker A's drain: %v", err)
 	}
-	conn, err := pgx.Connect(ctx, string(b.cfg.Index.DSN))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT text, version FROM `+b.cfg.Index.Table+` WHERE key = $1`, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	texts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var text, version string
-		err := r.Scan(&text, &version)
-		return text + " @" + version, err
+	var texts []string
+	err = a.Index.(freshen.RowScanner).Rows(ctx, "docs", func(r freshen.Row) error {
+		if r.Key == key {
+			texts = append(texts, r.Text+" @"+r.Version)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,14 @@
+package app
+
+import (
+	"os"
+	"testing"
+
+	"github.com/freshen-io/freshen/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.StopSharedWeaviate()
+	os.Exit(code)
+}
