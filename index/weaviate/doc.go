@@ -12,7 +12,8 @@
 //	  version   text    object version (VersionID, else ETag) written for
 //	  key_hex   text    hex of key: exact prefix filters (see below)
 //	  pos       text    hex of bucket NUL key NUL chunk_id: byte order
-//	class <Collection>Fence: one object per bucket/key, fence int
+//	class <Collection>Fence: one object per bucket/key, fence int;
+//	  and the stamp: two objects whose bucket is "freshen:stamp"
 //
 // A search is GraphQL's nearVector; a hit's score is the cosine
 // similarity, 1 - _additional.distance. Each object's UUID is derived from
@@ -30,6 +31,36 @@
 // "hex(P)*" on key_hex, which Weaviate answers by seeking its sorted
 // inverted index to hex(P) and walking only that range. Rows walks pos
 // the same way (see Rows).
+//
+// # Foreign objects
+//
+// Objects another program writes into the collection usually lack pos
+// and key_hex (or hold values, or a UUID, that do not match their
+// chunk_id), so no walk of pos finds them. Rows yields them after the
+// ordered rows, out of key order (those whose bucket is missing or empty
+// for every bucket), so that verify reports them as orphans; when counts
+// cannot rule them out, finding them costs a cursor over the whole class.
+// Such an object whose UUID is not ObjectID(chunk_id) is yielded with the
+// ID "uuid:<uuid>", which Delete takes to mean that exact object.
+//
+// # Stamp, Pair and Scan
+//
+// The collection knows which ledger it was written with
+// (freshen.Stamped), so that a start notices a lost or replaced ledger
+// or collection. Stamp's identity, 32 random hex digits, is made at the
+// first Stamp and kept in the fence class as the object StampID("self");
+// the partner Pair records is the object StampID("partner"). Both have
+// bucket "freshen:stamp" (no bucket name holds a colon) and their value
+// as key. Pair with a partner other than the stored one deletes every
+// fence first (batch deletes, repeated while more match than Weaviate's
+// QUERY_MAXIMUM_RESULTS, 10,000 by default, lets one request delete), as
+// the new ledger's lease tokens start again from 1; the same partner
+// again changes nothing. Dropping the fence class loses the stamp with
+// the fences, which a start then notices.
+//
+// Count is the collection's object count; Scan lists every record with
+// its vector, by Weaviate's cursor (UUID order, pages of 500), for a
+// rebuild that reuses the vectors (freshen.Scanner).
 //
 // # What Weaviate does not give
 //

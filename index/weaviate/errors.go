@@ -1,11 +1,15 @@
 package weaviate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/freshen-io/freshen"
 	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
@@ -15,8 +19,15 @@ import (
 //
 //   - HTTP 4xx (422 invalid input, 400, 404 no such class...) is
 //     permanent, except 408 and 429, which are retryable;
-//   - 5xx, connection errors and timeouts are retryable (left
-//     unclassified), and context errors stay visible to errors.Is;
+//   - a server that cannot be reached wraps freshen.ErrIndexUnavailable
+//     (retryable and not an attempt: the pipeline pauses its workers
+//     until it answers): a refused, reset or broken connection, a reply
+//     cut short (EOF), a failed name lookup or any other failed dial,
+//     and HTTP 503 (a server starting or shutting down, or a proxy
+//     whose backend is down);
+//   - other 5xx and timeouts are retryable (left unclassified): a timeout
+//     may be this request's own doing (a huge batch), so it counts as an
+//     attempt; context errors stay visible to errors.Is;
 //   - a shard that Weaviate made read-only (its disk passed
 //     DISK_USE_READONLY_PERCENTAGE) wraps freshen.ErrNoSpace;
 //   - per-object errors of a batch and GraphQL errors are retryable.
@@ -63,10 +74,15 @@ func serverMessage(body string) string {
 func classify(prefix string, err error) error {
 	status, msg, cause := unpack(err)
 	if cause != nil {
+		if unreachable(cause) {
+			return fmt.Errorf("%s: %w: %w", prefix, freshen.ErrIndexUnavailable, cause)
+		}
 		return fmt.Errorf("%s: %w", prefix, cause)
 	}
 	e := fmt.Errorf("%s: HTTP %d: %s", prefix, status, msg)
 	switch {
+	case status == http.StatusServiceUnavailable:
+		return fmt.Errorf("%s: %w: HTTP %d: %s", prefix, freshen.ErrIndexUnavailable, status, msg)
 	case readOnly(msg):
 		return fmt.Errorf("%s: %w: %s", prefix, freshen.ErrNoSpace, msg)
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests:
@@ -75,6 +91,21 @@ func classify(prefix string, err error) error {
 		return freshen.Permanent(e)
 	}
 	return e
+}
+
+// unreachable reports whether a transport error says the server cannot
+// be reached, rather than that this request took too long or was
+// canceled.
+func unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // objectErrors reports the errors of some objects of a batch (or of a

@@ -91,6 +91,8 @@ var (
 	_ freshen.Index        = (*Index)(nil)
 	_ freshen.ObjectWriter = (*Index)(nil)
 	_ freshen.RowScanner   = (*Index)(nil)
+	_ freshen.Scanner      = (*Index)(nil)
+	_ freshen.Stamped      = (*Index)(nil)
 )
 
 // Sizes of requests. Weaviate refuses limits above QUERY_MAXIMUM_RESULTS
@@ -215,7 +217,10 @@ func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
 }
 
 // Delete implements freshen.Index: batch deletes by UUID. Missing ids
-// are no error.
+// are no error. An id "uuid:<uuid>", as Rows yields for a foreign object
+// (one whose UUID is not the ObjectID of its chunk_id, or that has none),
+// deletes the object of that exact UUID; any other id, the object
+// ObjectID(id). Apply's deletes read ids the same way.
 func (x *Index) Delete(ctx context.Context, ids []freshen.ChunkID) error {
 	return x.remove(ctx, "delete", ids)
 }
@@ -288,12 +293,13 @@ func (x *Index) batch(ctx context.Context, op string, objs []*models.Object) err
 	return nil
 }
 
-// remove deletes the objects of ids in batches (where id ContainsAny).
+// remove deletes the objects of ids (see Delete) in batches (where id
+// ContainsAny).
 func (x *Index) remove(ctx context.Context, op string, ids []freshen.ChunkID) error {
 	seen := make(map[string]bool, len(ids))
 	uuids := make([]string, 0, len(ids))
 	for _, id := range ids {
-		u := ObjectID(id)
+		u := objectUUID(id)
 		if !seen[u] {
 			seen[u] = true
 			uuids = append(uuids, u)
@@ -329,8 +335,8 @@ func (x *Index) remove(ctx context.Context, op string, ids []freshen.ChunkID) er
 //     greater stored fence refuses the write with ErrStaleWrite; a
 //     smaller one (or none) is replaced by w.Fence before any row is
 //     written, so a stale writer that checks later is refused. An equal
-//     one is a retry, applied again. The fence object is never deleted,
-//     so the fence outlives the key's rows.
+//     one is a retry, applied again. The fence object is deleted only
+//     by Pair with another ledger, so the fence outlives the key's rows.
 //  3. The upserts are written (batch requests of upsertBatch objects),
 //     then the deletes are removed (ids also upserted are not deleted).
 //
@@ -381,17 +387,13 @@ func (x *Index) Apply(ctx context.Context, w freshen.ObjectWrite) error {
 
 // readFence returns the stored fence of bucket/key, if any.
 func (x *Index) readFence(ctx context.Context, bucket, key string) (int64, bool, error) {
-	objs, err := x.client.Data().ObjectsGetter().WithClassName(x.fence).WithID(FenceID(bucket, key)).Do(ctx)
-	if status, _, _ := unpack(err); status == 404 {
-		return 0, false, nil
-	}
+	props, ok, err := x.readFenceObject(ctx, FenceID(bucket, key))
 	if err != nil {
-		return 0, false, classify(fmt.Sprintf("weaviate: read fence of %s", freshen.KeyForLog(key)), err)
+		return 0, false, fmt.Errorf("weaviate: read fence of %s: %w", freshen.KeyForLog(key), err)
 	}
-	if len(objs) == 0 {
+	if !ok {
 		return 0, false, nil
 	}
-	props, _ := objs[0].Properties.(map[string]any)
 	f, ok := props[propFence].(float64)
 	if !ok {
 		return 0, false, fmt.Errorf("weaviate: fence object of %s has no fence (%v)", freshen.KeyForLog(key), props)
