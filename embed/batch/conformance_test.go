@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/embed/builtin"
 	"github.com/freshen-io/freshen/embed/embedtest"
+	fakes "github.com/freshen-io/freshen/embed/internal/fake"
 )
 
 // hashEmbedder is a contract-abiding stand-in for a model: each text's
@@ -29,18 +29,7 @@ func (hashEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, err
 		if t == "" {
 			return nil, fmt.Errorf("hash: text %d: %w", i, freshen.ErrEmptyInput)
 		}
-		sum := sha256.Sum256([]byte(t))
-		v := make([]float32, len(sum))
-		var ss float64
-		for j, b := range sum {
-			x := float64(b) - 127.5
-			v[j] = float32(x)
-			ss += x * x
-		}
-		for j := range v {
-			v[j] = float32(float64(v[j]) / math.Sqrt(ss))
-		}
-		out[i] = v
+		out[i] = fakes.HashVec(t)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -13,6 +14,12 @@ import (
 	"github.com/freshen-io/freshen/internal/testenv"
 	"github.com/jackc/pgx/v5"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.StopSharedPGlite()
+	os.Exit(code)
+}
 
 // open opens a fresh table on the package's PGlite server.
 func open(t *testing.T, cfg pgvector.Config) *pgvector.Index {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -45,31 +44,23 @@ func StartPGlite(t testing.TB, dir string) *PGlite {
 }
 
 var (
-	sharedOnce sync.Once
-	shared     *PGlite
-	sharedErr  error
-	tables     atomic.Int64
+	sharedPG = &shared[*PGlite]{name: "freshen-pglite-", start: func(dir string) (*PGlite, error) { return startPGlite(dir, 0) }}
+	tables   atomic.Int64
 )
 
 // SharedPGlite returns one PGlite server for the whole test binary,
-// started at the first call (start-up takes seconds) and killed when the
-// test process exits. Tests sharing it must use their own tables
+// started at the first call (start-up takes seconds); it dies with the
+// test process, and a TestMain that calls StopSharedPGlite after m.Run
+// also removes its data. Tests sharing it use their own tables
 // (UniqueTable).
 func SharedPGlite(t testing.TB) *PGlite {
 	t.Helper()
-	sharedOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "freshen-pglite-")
-		if err != nil {
-			sharedErr = err
-			return
-		}
-		shared, sharedErr = startPGlite(dir, 0)
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
-	return shared
+	return sharedPG.get(t)
 }
+
+// StopSharedPGlite kills the shared server, if one was started, and
+// removes its data.
+func StopSharedPGlite() { sharedPG.stop() }
 
 // UniqueTable returns a table name no other test of this process uses.
 func UniqueTable(prefix string) string {

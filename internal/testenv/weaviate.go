@@ -60,10 +60,8 @@ func StartWeaviate(t testing.TB) *Weaviate {
 }
 
 var (
-	sharedWeaviateMu  sync.Mutex
-	sharedWeaviate    *Weaviate
-	sharedWeaviateErr error
-	collections       atomic.Int64
+	sharedWV    = &shared[*Weaviate]{name: "freshen-weaviate-", start: startWeaviate}
+	collections atomic.Int64
 )
 
 // SharedWeaviate returns one weaviate-server for the whole test binary,
@@ -72,33 +70,12 @@ var (
 // missing binary or a failed start fails every test that asks.
 func SharedWeaviate(t testing.TB) *Weaviate {
 	t.Helper()
-	sharedWeaviateMu.Lock()
-	defer sharedWeaviateMu.Unlock()
-	if sharedWeaviate == nil && sharedWeaviateErr == nil {
-		dir, err := os.MkdirTemp("", "freshen-weaviate-")
-		if err != nil {
-			sharedWeaviateErr = err
-		} else if sharedWeaviate, sharedWeaviateErr = startWeaviate(dir); sharedWeaviateErr != nil {
-			os.RemoveAll(dir)
-		}
-	}
-	if sharedWeaviateErr != nil {
-		t.Fatal(sharedWeaviateErr)
-	}
-	return sharedWeaviate
+	return sharedWV.get(t)
 }
 
 // StopSharedWeaviate kills the shared server, if one was started, and
 // removes its data.
-func StopSharedWeaviate() {
-	sharedWeaviateMu.Lock()
-	defer sharedWeaviateMu.Unlock()
-	if sharedWeaviate != nil {
-		sharedWeaviate.Stop()
-		os.RemoveAll(sharedWeaviate.Dir)
-		sharedWeaviate = nil
-	}
-}
+func StopSharedWeaviate() { sharedWV.stop() }
 
 // UniqueCollection returns a Weaviate class name (an upper-case letter,
 // then letters and digits) that no other test of this process uses.
