@@ -346,9 +346,31 @@ func tExtendKeepsTheKey(t *testing.T, newLedger NewLedger) {
 // tTwoPoolsNeverShareAKey runs two worker pools, as two processes would,
 // against one ledger: every key is completed exactly once and no key is
 // ever held by both at the same time.
+// SharedLedgers returns two handles on one fresh, empty store, as two
+// processes sharing it would hold.
+type SharedLedgers func(t *testing.T) (a, b freshen.Ledger)
+
+// RunShared checks what a ledger shared by several processes promises:
+// pools leasing through different handles never share a key, and fencing
+// tokens are unique across them.
+func RunShared(t *testing.T, open SharedLedgers) {
+	t.Run("TwoProcessesNeverShareAKey", func(t *testing.T) {
+		a, b := open(t)
+		twoPools(t, [2]freshen.Ledger{a, b})
+	})
+}
+
 func tTwoPoolsNeverShareAKey(t *testing.T, newLedger NewLedger) {
-	ctx := context.Background()
 	l := newLedger(t, time.Now)
+	twoPools(t, [2]freshen.Ledger{l, l})
+}
+
+// twoPools runs two pools of three workers, one through each handle, over
+// 200 keys: each key is completed exactly once, never held by two
+// workers at a time, and every lease has a token of its own.
+func twoPools(t *testing.T, handles [2]freshen.Ledger) {
+	ctx := context.Background()
+	l := handles[0]
 	const keys = 200
 	var cs []freshen.Change
 	for i := 0; i < keys; i++ {
@@ -358,9 +380,11 @@ func tTwoPoolsNeverShareAKey(t *testing.T, newLedger NewLedger) {
 	var mu sync.Mutex
 	holder := map[string]string{}
 	done := map[string]int{}
+	tokens := map[int64]string{}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for _, pool := range []string{"process-a", "process-b"} {
+	for p, pool := range []string{"process-a", "process-b"} {
+		l := handles[p]
 		for w := 0; w < 3; w++ {
 			wg.Add(1)
 			go func() {
@@ -384,6 +408,12 @@ func tTwoPoolsNeverShareAKey(t *testing.T, newLedger NewLedger) {
 							errs <- fmt.Errorf("%s leased %s while %s held it", pool, x.Key, h)
 							return
 						}
+						if k, ok := tokens[x.Token]; ok {
+							mu.Unlock()
+							errs <- fmt.Errorf("token %d given to %s and %s", x.Token, k, x.Key)
+							return
+						}
+						tokens[x.Token] = x.Key
 						holder[x.Key] = pool
 						mu.Unlock()
 						err := l.Complete(ctx, x, freshen.Commit{Object: freshen.ObjectRecord{Bucket: "b", Key: x.Key, State: freshen.StateIndexed}})
@@ -519,7 +549,9 @@ func tObjectsInKeyOrderWithPrefixAndPaging(t *testing.T, newLedger NewLedger) {
 	for i := 0; i < 2500; i++ {
 		keys = append(keys, fmt.Sprintf("docs/%05d.md", i))
 	}
-	keys = append(keys, "docs", "docs0", "doct/x", "a", "docs/\xff", "docs/ü")
+	// Keys are valid UTF-8 (freshen.ValidKey); U+10FFFF has the highest
+	// bytes one can hold.
+	keys = append(keys, "docs", "docs0", "doct/x", "a", "docs/\U0010FFFF", "docs/ü")
 	for _, k := range keys {
 		mustEnqueue(t, l, []freshen.Change{change(k, b.now)})
 	}
@@ -534,7 +566,7 @@ func tObjectsInKeyOrderWithPrefixAndPaging(t *testing.T, newLedger NewLedger) {
 	}
 	var got []string
 	must(t, l.Objects(ctx, "b", "docs/", "", func(o freshen.ObjectRecord) error { got = append(got, o.Key); return nil }))
-	if len(got) != 2502 || got[0] != "docs/00000.md" || got[2500] != "docs/ü" || got[2501] != "docs/\xff" {
+	if len(got) != 2502 || got[0] != "docs/00000.md" || got[2500] != "docs/ü" || got[2501] != "docs/\U0010FFFF" {
 		t.Fatalf("got %d keys: first %q, last %q", len(got), got[0], got[len(got)-1])
 	}
 	if !slices.IsSorted(got) {

@@ -41,6 +41,24 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestShared: two handles on one file, as `freshen sync` and a
+// `freshen run` (or two processes) would hold.
+func TestShared(t *testing.T) {
+	ledgertest.RunShared(t, func(t *testing.T) (freshen.Ledger, freshen.Ledger) {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		var ls [2]freshen.Ledger
+		for i := range ls {
+			l, err := Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			ls[i] = l
+		}
+		return ls[0], ls[1]
+	})
+}
+
 func change(key string, at time.Time) freshen.Change {
 	return freshen.Change{Bucket: "b", Key: key, Kind: freshen.ChangeUpsert, EventTime: at, Origin: "test"}
 }
