@@ -109,7 +109,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
-	if o.Exclusive {
+	// The data directory is locked when it holds a database only one
+	// process may write: the SQLite ledger, the embedded index.
+	if o.Exclusive && (cfg.Ledger.Type == "sqlite" || cfg.Index.Type == "embedded") {
 		if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/freshen-io/freshen/index/pgvector"
 	"github.com/freshen-io/freshen/index/weaviate"
 	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/ledger/postgres"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
 
@@ -33,6 +34,9 @@ import (
 var ledgers = map[string]func(ctx context.Context, cfg config.Config) (freshen.Ledger, error){
 	"sqlite": func(ctx context.Context, cfg config.Config) (freshen.Ledger, error) {
 		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "ledger.db"))
+	},
+	"postgres": func(ctx context.Context, cfg config.Config) (freshen.Ledger, error) {
+		return postgres.Open(ctx, postgres.Config{DSN: string(cfg.Ledger.DSN), Schema: cfg.Ledger.Schema})
 	},
 }
 

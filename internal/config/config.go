@@ -80,8 +80,16 @@ type Config struct {
 
 // LedgerConfig chooses the ledger.
 type LedgerConfig struct {
-	// Type is "sqlite": a file in data-dir.
+	// Type is "sqlite" (a file in data-dir, one process) or "postgres"
+	// (shared by any number of `freshen run` processes).
 	Type string `yaml:"type"`
+	// DSN is the PostgreSQL ledger's connection string (also
+	// FRESHEN_LEDGER_DSN); empty uses the standard PG* variables. Its
+	// password never prints.
+	DSN DSN `yaml:"dsn"`
+	// Schema is the PostgreSQL schema holding the ledger (default
+	// freshen): one per deployment.
+	Schema string `yaml:"schema"`
 }
 
 // IndexConfig chooses the vector index.
@@ -215,7 +223,7 @@ type RetryConfig struct {
 // Known implementation names, for validation; internal/app's registry
 // lists the same (a test keeps them equal).
 var (
-	LedgerTypes   = []string{"sqlite"}
+	LedgerTypes   = []string{"sqlite", "postgres"}
 	IndexTypes    = []string{"embedded", "pgvector", "weaviate"}
 	EmbedderTypes = []string{"builtin", "openai", "bedrock"}
 	FeedTypes     = []string{"webhook"}
@@ -402,6 +410,12 @@ func (c Config) Validate() error {
 	oneOf("index.type", c.Index.Type, IndexTypes)
 	oneOf("embedder.type", c.Embedder.Type, EmbedderTypes)
 	c.checkIndex(add)
+	if l := c.Ledger; l.Type != "postgres" && (l.DSN != "" || l.Schema != "") {
+		add("ledger.dsn and ledger.schema: only for ledger.type postgres (ledger.type is %s)", l.Type)
+	}
+	if s := c.Ledger.Schema; s != "" && !schemaRE.MatchString(s) {
+		add("ledger.schema %q: want lower-case letters, digits and _ (at most 41)", s)
+	}
 	if len(c.Feeds) == 0 {
 		add("feeds is empty: list at least one of %s (the reconciler alone would only catch changes every reconcile-interval)", strings.Join(FeedTypes, ", "))
 	}
@@ -824,6 +838,7 @@ func (d DSN) String() string {
 func (d DSN) MarshalYAML() (any, error) { return d.String(), nil }
 
 var (
+	schemaRE     = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 	tableRE      = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]{0,50}\.)?[A-Za-z_][A-Za-z0-9_]{0,50}$`)
 	collectionRE = regexp.MustCompile(`^[A-Z][A-Za-z0-9_]{0,100}$`)
 )

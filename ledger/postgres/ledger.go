@@ -106,6 +106,9 @@ var migrations = []string{
 		model text NOT NULL, hash text NOT NULL, vector bytea NOT NULL,
 		PRIMARY KEY (model, hash));
 	CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);`,
+	// 2: the processes sharing the ledger (freshen.Coordinator).
+	`CREATE TABLE processes (owner text PRIMARY KEY, host text NOT NULL, pid integer NOT NULL,
+		started bigint NOT NULL, last_seen bigint NOT NULL, leads text[] NOT NULL DEFAULT '{}');`,
 }
 
 // Open connects and creates or migrates the schema.

@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/freshen-io/freshen"
+	"github.com/jackc/pgx/v5"
+)
+
+var (
+	_ freshen.Notifier    = (*Ledger)(nil)
+	_ freshen.Coordinator = (*Ledger)(nil)
+)
+
+// dedicated takes a connection out of the pool for good (LISTEN and
+// session-level advisory locks live as long as one connection).
+func (l *Ledger) dedicated(ctx context.Context) (*pgx.Conn, error) {
+	c, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Hijack(), nil
+}
+
+// Changes implements freshen.Notifier with LISTEN on the schema's
+// channel. A lost connection is reopened (with backoff), and the channel
+// receives then too, since notifications may have been missed.
+func (l *Ledger) Changes(ctx context.Context) (<-chan struct{}, error) {
+	conn, err := l.listen(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listen: %w", classify(err))
+	}
+	out := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		defer close(out)
+		backoff := 100 * time.Millisecond
+		for {
+			if conn == nil {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				if conn, err = l.listen(ctx); err != nil {
+					conn, backoff = nil, min(2*backoff, 10*time.Second)
+					continue
+				}
+				backoff = 100 * time.Millisecond
+				signal()
+			}
+			_, err := conn.WaitForNotification(ctx)
+			if ctx.Err() != nil {
+				conn.Close(context.Background())
+				return
+			}
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+				continue
+			}
+			signal()
+		}
+	}()
+	return out, nil
+}
+
+func (l *Ledger) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := l.dedicated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{channel(l.schema)}.Sanitize()); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return conn, nil
+}
+
+// lead is a session-level advisory lock on a connection of its own.
+type lead struct {
+	mu   sync.Mutex
+	conn *pgx.Conn
+	job  string
+	l    *Ledger
+}
+
+// TryLead implements freshen.Coordinator with pg_try_advisory_lock on a
+// dedicated connection: the lock is PostgreSQL's, so a process that dies
+// (its connection dropped) frees it at once.
+func (l *Ledger) TryLead(ctx context.Context, job string) (freshen.Lead, bool, error) {
+	conn, err := l.dedicated(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: lead %s: %w", job, classify(err))
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, l.schema+":"+job).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return nil, false, fmt.Errorf("postgres: lead %s: %w", job, classify(err))
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return nil, false, nil
+	}
+	return &lead{conn: conn, job: job, l: l}, true, nil
+}
+
+func (d *lead) Check(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return errors.New("leadership released")
+	}
+	if err := d.conn.Ping(ctx); err != nil {
+		d.conn.Close(context.Background())
+		d.conn = nil
+		return fmt.Errorf("postgres: leadership of %s lost: %w", d.job, err)
+	}
+	return nil
+}
+
+func (d *lead) Release() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != nil {
+		// Closing the session frees the lock.
+		d.conn.Close(context.Background())
+		d.conn = nil
+	}
+}
+
+// Heartbeat implements freshen.Coordinator.
+func (l *Ledger) Heartbeat(ctx context.Context, p freshen.Process) error {
+	if p.Leads == nil {
+		p.Leads = []string{}
+	}
+	_, err := l.pool.Exec(ctx, `INSERT INTO processes (owner, host, pid, started, last_seen, leads) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (owner) DO UPDATE SET host = excluded.host, pid = excluded.pid, last_seen = excluded.last_seen, leads = excluded.leads`,
+		p.Owner, p.Host, p.PID, nanos(p.Started), nanos(l.now()), p.Leads)
+	if err != nil {
+		return fmt.Errorf("postgres: heartbeat: %w", classify(err))
+	}
+	return nil
+}
+
+// Processes implements freshen.Coordinator; it also forgets processes
+// not seen for a day.
+func (l *Ledger) Processes(ctx context.Context, since time.Time) ([]freshen.Process, error) {
+	if _, err := l.pool.Exec(ctx, `DELETE FROM processes WHERE last_seen < $1`, nanos(l.now().Add(-24*time.Hour))); err != nil {
+		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
+	}
+	rows, err := l.pool.Query(ctx, `SELECT owner, host, pid, started, last_seen, leads FROM processes WHERE last_seen >= $1 ORDER BY owner`, nanos(since))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (freshen.Process, error) {
+		var p freshen.Process
+		var started, seen int64
+		err := r.Scan(&p.Owner, &p.Host, &p.PID, &started, &seen, &p.Leads)
+		p.Started, p.LastSeen = fromNanos(started), fromNanos(seen)
+		if len(p.Leads) == 0 {
+			p.Leads = nil
+		}
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
+	}
+	return out, nil
+}
