@@ -40,6 +40,9 @@ type App struct {
 	// embedding budget no longer fits a batch.
 	BudgetSpent func() error
 	lock        *os.File
+	// Owner names this process's leases and its entry in a shared
+	// ledger's process registry ("" picks a random name per pipeline).
+	Owner string
 }
 
 // Options adjust Open.
@@ -194,6 +197,7 @@ func (a *App) Feeds() []freshen.Feed {
 func (a *App) Pipeline(onDone func(pipeline.Result)) *pipeline.Pipeline {
 	cfg := a.Config.Pipeline()
 	cfg.Match = a.Filter.Match
+	cfg.Owner = a.Owner
 	return pipeline.New(cfg, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
 }
 

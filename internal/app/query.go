@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -140,7 +141,24 @@ type Status struct {
 	Problem string `json:"problem,omitempty"`
 	// Budget is today's embedding budget, when one is configured.
 	Budget *BudgetStatus `json:"budget,omitempty"`
+	// Cluster describes the processes sharing the ledger, when it is
+	// shared (ledger.type postgres).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
+
+// ClusterStatus is the processes that share a ledger.
+type ClusterStatus struct {
+	// Processes are those seen in the last 30 seconds (they record
+	// themselves every 5).
+	Processes []freshen.Process `json:"processes"`
+	// ReconcileLeader is the process running the bucket's reconcile
+	// passes ("" if none was seen).
+	ReconcileLeader string `json:"reconcile_leader"`
+}
+
+// seenWithin is how recently a process must have recorded itself to be
+// listed in the cluster's status.
+const seenWithin = 30 * time.Second
 
 // BudgetStatus is the state of today's embedding budget.
 type BudgetStatus struct {
@@ -185,6 +203,21 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 	if a.Health != nil {
 		if err := a.Health(); err != nil {
 			s.Problem = err.Error()
+		}
+	}
+	if co, ok := a.Ledger.(freshen.Coordinator); ok {
+		ps, err := co.Processes(ctx, time.Now().Add(-seenWithin))
+		if err != nil {
+			return s, err
+		}
+		s.Cluster = &ClusterStatus{Processes: ps}
+		for _, p := range ps {
+			if slices.Contains(p.Leads, "reconcile "+a.Config.Source.Bucket) {
+				s.Cluster.ReconcileLeader = p.Owner
+			}
+		}
+		if s.Cluster.Processes == nil {
+			s.Cluster.Processes = []freshen.Process{}
 		}
 	}
 	for state, dst := range map[freshen.ObjectState]*[]KeyReason{freshen.StateSkipped: &s.Skipped, freshen.StateFailed: &s.Failed} {

@@ -47,5 +47,16 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	for _, k := range s.Failed {
 		fmt.Fprintf(w, "  %q: %s\n", k.Key, k.Reason)
 	}
+	if c := s.Cluster; c != nil {
+		leader := c.ReconcileLeader
+		if leader == "" {
+			leader = "none seen"
+		}
+		fmt.Fprintf(w, "processes         %d seen in the last 30s (reconcile: %s)\n", len(c.Processes), leader)
+		for _, p := range c.Processes {
+			fmt.Fprintf(w, "  %s  pid %d on %s, up %s, seen %s ago\n", p.Owner, p.PID, p.Host,
+				time.Since(p.Started).Round(time.Second), time.Since(p.LastSeen).Round(time.Second))
+		}
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,9 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	host, _ := os.Hostname()
+	self := freshen.Process{Owner: fmt.Sprintf("%s-%d", host, os.Getpid()), Host: host, PID: os.Getpid(), Started: time.Now()}
+	a.Owner = self.Owner
 	p := a.Pipeline(func(r pipeline.Result) {
 		m.ObserveResult(r)
 		if o.OnResult != nil {
@@ -86,7 +90,8 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	}
 
 	rec := &reconciler{r: a.Reconciler(sink), interval: time.Duration(cfg.ReconcileInterval), allow: cfg.MassDelete.Allow,
-		m: m, log: log, wake: p.Wake}
+		m: m, log: log, wake: p.Wake, job: "reconcile " + cfg.Source.Bucket, retryLead: time.Duration(cfg.Retry.LeaseTTL)}
+	rec.co, _ = a.Ledger.(freshen.Coordinator)
 	var stopping atomic.Bool
 	a.Health, a.BudgetSpent = func() error { return errors.Join(p.Health(), providerHealth(a.Embedder)) }, p.BudgetSpent
 	ready := func() error {
@@ -114,7 +119,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	// Start order: workers first, so that nothing accepted waits; then
 	// what feeds them. Stop runs the other way round.
 	all := append(service.Group{pipelineService{p}}, svcs...)
-	all = append(all, srv, rec, backlog)
+	all = append(all, srv, rec, backlog, &clusterService{ledger: a.Ledger, self: self, wake: p.Wake, leads: rec.leads, log: log})
 	if cfg.VerifyInterval > 0 {
 		all = append(all, &verifier{a: a, interval: time.Duration(cfg.VerifyInterval), m: m, log: log, wake: p.Wake})
 	}
@@ -287,6 +292,53 @@ type reconciler struct {
 	log      *slog.Logger
 	wake     func()
 	ready    atomic.Pointer[error]
+	// co, when the ledger is shared, elects the one process that runs
+	// job; the others try again every retryLead, so a dead leader's
+	// successor takes over within that.
+	co        freshen.Coordinator
+	job       string
+	retryLead time.Duration
+	leading   atomic.Bool
+}
+
+// leads lists the jobs this process leads (for the process registry).
+func (s *reconciler) leads() []string {
+	if s.leading.Load() {
+		return []string{s.job}
+	}
+	return nil
+}
+
+// lead makes sure this process leads the reconcile, if the ledger is
+// shared; it reports whether this process should run a pass now.
+func (s *reconciler) lead(ctx context.Context, held *freshen.Lead) bool {
+	if s.co == nil {
+		return true
+	}
+	if *held != nil {
+		if err := (*held).Check(ctx); err == nil {
+			return true
+		} else if ctx.Err() == nil {
+			s.log.Warn("lost the reconcile leadership; another process may take it", "err", err)
+		}
+		(*held).Release()
+		*held = nil
+		s.leading.Store(false)
+	}
+	l, ok, err := s.co.TryLead(ctx, s.job)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.Warn("could not try for the reconcile leadership", "err", err)
+		}
+		return false
+	case !ok:
+		return false
+	}
+	*held = l
+	s.leading.Store(true)
+	s.log.Info("this process now runs the reconcile passes", "job", s.job)
+	return true
 }
 
 var errStarting = errors.New("starting: the first reconcile pass has not finished")
@@ -311,7 +363,23 @@ func (s *reconciler) Start(ctx context.Context) error {
 
 func (s *reconciler) loop(ctx context.Context) {
 	retry := time.Second
+	var held freshen.Lead
+	defer func() {
+		if held != nil {
+			held.Release()
+		}
+	}()
 	for {
+		if !s.lead(ctx, &held) {
+			// Another process reconciles: this one is ready, and tries
+			// again before long in case that one dies.
+			var none error
+			s.ready.Store(&none)
+			if !sleepCtx(ctx, min(s.interval, s.retryLead)) {
+				return
+			}
+			continue
+		}
 		rep, err := s.r.Pass(ctx, s.allow)
 		if ctx.Err() != nil {
 			return
@@ -390,6 +458,67 @@ func (s *verifier) Start(ctx context.Context) error {
 			}
 		}
 	})
+	return nil
+}
+
+// sleepCtx waits d, or until ctx is done (then it reports false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// clusterService connects this process to the others sharing its ledger:
+// their enqueues wake its workers at once (freshen.Notifier), and it
+// records itself in the process registry every few seconds
+// (freshen.Coordinator). With a ledger of one process it does nothing.
+type clusterService struct {
+	service.Base
+	ledger freshen.Ledger
+	self   freshen.Process
+	wake   func()
+	leads  func() []string
+	log    *slog.Logger
+}
+
+// heartbeatEvery is how often a process records itself as alive.
+const heartbeatEvery = 5 * time.Second
+
+func (s *clusterService) Start(ctx context.Context) error {
+	ctx, ok := s.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	if n, ok := s.ledger.(freshen.Notifier); ok {
+		ch, err := n.Changes(ctx)
+		if err != nil {
+			return fmt.Errorf("listening for the ledger's changes: %w", err)
+		}
+		s.Go(func() {
+			for range ch {
+				s.wake()
+			}
+		})
+	}
+	if co, ok := s.ledger.(freshen.Coordinator); ok {
+		s.Go(func() {
+			for {
+				p := s.self
+				p.Leads = s.leads()
+				if err := co.Heartbeat(ctx, p); err != nil && ctx.Err() == nil {
+					s.log.Warn("could not record this process in the ledger", "err", err)
+				}
+				if !sleepCtx(ctx, heartbeatEvery) {
+					return
+				}
+			}
+		})
+	}
 	return nil
 }
 
