@@ -93,6 +93,11 @@ type GWOptions struct {
 	Dir string
 	// Port to listen on; a free one by default.
 	Port int
+	// NATSURL and NATSTopic publish the events to a NATS server instead
+	// (a JetStream stream on the subject captures them); KafkaURL,
+	// KafkaTopic and KafkaKey to a Kafka broker.
+	NATSURL, NATSTopic             string
+	KafkaURL, KafkaTopic, KafkaKey string
 }
 
 // StartVersityGW starts versitygw on loopback and waits until it answers.
@@ -115,6 +120,15 @@ func StartVersityGW(t testing.TB, o GWOptions) *VersityGW {
 	args := []string{"--port", addr, "--access", AccessKey, "--secret", SecretKey, "--quiet"}
 	if o.WebhookURL != "" {
 		args = append(args, "--event-webhook-url", o.WebhookURL)
+	}
+	if o.NATSURL != "" {
+		args = append(args, "--event-nats-url", o.NATSURL, "--event-nats-topic", o.NATSTopic)
+	}
+	if o.KafkaURL != "" {
+		args = append(args, "--event-kafka-url", o.KafkaURL, "--event-kafka-topic", o.KafkaTopic)
+		if o.KafkaKey != "" {
+			args = append(args, "--event-kafka-key", o.KafkaKey)
+		}
 	}
 	args = append(args, "posix", "--versioning-dir", ver, root)
 	cmd := exec.Command(bin, args...)
