@@ -43,7 +43,7 @@ type runner struct {
 }
 
 // sectionOrder is the order of the report's sections (the suites' titles).
-var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits", "External indexes and verify", "Pipeline ceiling: two revisions"}
+var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits", "External indexes and verify", "Several processes on a PostgreSQL ledger", "Pipeline ceiling: two revisions"}
 
 var suites = []struct {
 	name string
@@ -55,10 +55,11 @@ var suites = []struct {
 	{"reconcile", (*runner).reconcile},
 	{"provider", (*runner).provider},
 	{"indexes", (*runner).indexes},
+	{"scaleout", (*runner).scaleout},
 }
 
 func main() {
-	suite := flag.String("suite", "all", "all, or a comma-separated list of: throughput, locality, freshness, reconcile, provider, indexes")
+	suite := flag.String("suite", "all", "all, or a comma-separated list of: throughput, locality, freshness, reconcile, provider, indexes, scaleout")
 	quick := flag.Bool("quick", false, "smaller sizes, for a fast check")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	results := flag.String("results", "bench/results", "directory for plots and summary.json")

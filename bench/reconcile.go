@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/intake"
 	"github.com/freshen-io/freshen/internal/reconcile"
-	"github.com/freshen-io/freshen/ledger/sqlite"
 )
 
 // synthSource lists n keys in order without holding them, counting pages.
@@ -119,6 +117,9 @@ func runChild(name string, args []string) error {
 		return err
 	}
 	switch name {
+	case "scaleout":
+		n, _ := strconv.Atoi(args[2])
+		return scaleoutChild(ctx, args[0], args[1], n)
 	case "ceiling":
 		objs, _, err := pipelineCeiling(ctx, len(args) > 0 && args[0] == "quick")
 		if err != nil {
@@ -128,7 +129,7 @@ func runChild(name string, args []string) error {
 	case "populate":
 		n, _ := strconv.Atoi(args[1])
 		start := time.Now()
-		led, err := sqlite.Open(ctx, filepath.Join(args[0], "ledger.db"))
+		led, err := benchLedger(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -148,13 +149,13 @@ func runChild(name string, args []string) error {
 	case "reconcile":
 		n, _ := strconv.Atoi(args[1])
 		changed, _ := strconv.Atoi(args[2])
-		led, err := sqlite.Open(ctx, filepath.Join(args[0], "ledger.db"))
+		led, err := benchLedger(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		defer led.Close()
 		src := &synthSource{n: n, changedEvery: changed}
-		rec := reconcile.New(reconcile.Config{Bucket: "bench", Chunker: "c", Model: "m", TempDir: args[0], MinDeleteObjects: 100}, src, led, intake.New(intake.Config{Bucket: "bench"}, led, nil, nil), nil)
+		rec := reconcile.New(reconcile.Config{Bucket: "bench", Chunker: "c", Model: "m", TempDir: tempDirOf(args[0]), MinDeleteObjects: 100}, src, led, intake.New(intake.Config{Bucket: "bench"}, led, nil, nil), nil)
 		start := time.Now()
 		rep, err := rec.Pass(ctx, false)
 		if err != nil {

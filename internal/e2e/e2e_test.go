@@ -27,6 +27,7 @@ import (
 	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/testenv"
+	"github.com/freshen-io/freshen/ledger/postgres"
 	"github.com/freshen-io/freshen/ledger/sqlite"
 )
 
@@ -46,6 +47,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.StopSharedWeaviate()
 	testenv.StopSharedPGlite()
+	testenv.StopSharedPostgres()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -314,10 +316,7 @@ func (b *bundle) assertExact() []chunkRow {
 	}
 	// The ledger agrees with the index, key by key.
 	ctx := context.Background()
-	led, err := sqlite.Open(ctx, filepath.Join(b.data, "ledger.db"))
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	led := b.openLedger()
 	defer led.Close()
 	ledgerIDs := map[freshen.ChunkID]bool{}
 	led.Objects(ctx, b.bucket, "", "", func(o freshen.ObjectRecord) error {
@@ -345,4 +344,21 @@ func (b *bundle) assertExact() []chunkRow {
 		b.t.FailNow()
 	}
 	return want
+}
+
+// openLedger opens the configured ledger, as the freshen binary would.
+func (b *bundle) openLedger() freshen.Ledger {
+	b.t.Helper()
+	ctx := context.Background()
+	var led freshen.Ledger
+	var err error
+	if b.conf.Ledger.Type == "postgres" {
+		led, err = postgres.Open(ctx, postgres.Config{DSN: string(b.conf.Ledger.DSN), Schema: b.conf.Ledger.Schema})
+	} else {
+		led, err = sqlite.Open(ctx, filepath.Join(b.data, "ledger.db"))
+	}
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return led
 }

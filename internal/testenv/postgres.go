@@ -171,3 +171,8 @@ func StopSharedPostgres() { sharedPostgres.stop() }
 func UniqueSchema(prefix string) string {
 	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), schemas.Add(1))
 }
+
+// LaunchPostgres starts a PostgreSQL server with its cluster in dir, for
+// programs that are not tests (the benchmarks); Stop ends it, and it dies
+// with the calling process.
+func LaunchPostgres(dir string) (*Postgres, error) { return startPostgres(dir) }

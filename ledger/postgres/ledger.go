@@ -885,3 +885,30 @@ func decodeVector(b []byte) []float32 {
 	}
 	return v
 }
+
+// PutObjects writes object rows directly (COPY into a staging table, then
+// one upsert), without chunks or queue entries. It is for importing state
+// (benchmarks, migrations), not for the pipeline, which commits through
+// Complete.
+func (l *Ledger) PutObjects(ctx context.Context, objs []freshen.ObjectRecord) error {
+	now := nanos(l.now())
+	rows := make([][]any, len(objs))
+	for i, o := range objs {
+		rows[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, nanos(o.LastModified), string(o.State), o.Reason, o.Chunks,
+			o.Chunker, o.Model, o.Attempts, now}
+	}
+	return l.tx(ctx, "put objects", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE objects_in (LIKE objects) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		cols := strings.Split(strings.ReplaceAll(objectCols, " ", ""), ",")
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"objects_in"}, cols, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO objects SELECT * FROM objects_in ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag,
+			version_id = excluded.version_id, size = excluded.size, last_modified = excluded.last_modified, state = excluded.state,
+			reason = excluded.reason, chunks = excluded.chunks, chunker = excluded.chunker, model = excluded.model,
+			attempts = excluded.attempts, updated_at = excluded.updated_at`)
+		return err
+	})
+}
