@@ -75,9 +75,11 @@ func Check(cfg config.Config) error {
 			errs = append(errs, fmt.Errorf("%s = %q is not built into this binary", kind, name))
 		}
 	}
-	for _, f := range cfg.Feeds {
+	for _, f := range cfg.Feeds.Names {
 		if _, ok := feeds[f]; !ok {
 			errs = append(errs, fmt.Errorf("feed %q is not built into this binary", f))
+		} else if err := checkFeed(f, cfg); err != nil {
+			errs = append(errs, fmt.Errorf("feeds.%s: %w", f, err))
 		}
 	}
 	if _, err := config.NewFilter(cfg.Source); err != nil {
@@ -185,12 +187,16 @@ func (a *App) Sink(obs intake.Observer, wake func()) *intake.Sink {
 }
 
 // Feeds builds the configured feeds.
-func (a *App) Feeds() []freshen.Feed {
+func (a *App) Feeds(ctx context.Context) ([]freshen.Feed, error) {
 	var out []freshen.Feed
-	for _, name := range a.Config.Feeds {
-		out = append(out, feeds[name](a.Config, a.Log))
+	for _, name := range a.Config.Feeds.Names {
+		f, err := feeds[name](ctx, a.Config, a.Log)
+		if err != nil {
+			return nil, fmt.Errorf("feeds.%s: %w", name, err)
+		}
+		out = append(out, f)
 	}
-	return out
+	return out, nil
 }
 
 // Pipeline builds the worker pool; onDone observes each processed key.

@@ -211,9 +211,12 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 			return s, err
 		}
 		s.Cluster = &ClusterStatus{Processes: ps}
+		// A process that died still claims its lead until it ages out:
+		// the leader is the claimant seen last.
+		var seen time.Time
 		for _, p := range ps {
-			if slices.Contains(p.Leads, "reconcile "+a.Config.Source.Bucket) {
-				s.Cluster.ReconcileLeader = p.Owner
+			if slices.Contains(p.Leads, "reconcile "+a.Config.Source.Bucket) && p.LastSeen.After(seen) {
+				s.Cluster.ReconcileLeader, seen = p.Owner, p.LastSeen
 			}
 		}
 		if s.Cluster.Processes == nil {

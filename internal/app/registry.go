@@ -18,6 +18,9 @@ import (
 	"github.com/freshen-io/freshen/embed/limit"
 	"github.com/freshen-io/freshen/embed/openai"
 	"github.com/freshen-io/freshen/embed/retry"
+	kafkafeed "github.com/freshen-io/freshen/feed/kafka"
+	natsfeed "github.com/freshen-io/freshen/feed/nats"
+	sqsfeed "github.com/freshen-io/freshen/feed/sqs"
 	"github.com/freshen-io/freshen/feed/webhook"
 	"github.com/freshen-io/freshen/index/embedded"
 	"github.com/freshen-io/freshen/index/pgvector"
@@ -90,11 +93,49 @@ var embedders = map[string]func(ctx context.Context, cfg config.Config) (freshen
 	},
 }
 
-var feeds = map[string]func(cfg config.Config, log *slog.Logger) freshen.Feed{
-	"webhook": func(cfg config.Config, log *slog.Logger) freshen.Feed {
+var feeds = map[string]func(ctx context.Context, cfg config.Config, log *slog.Logger) (freshen.Feed, error){
+	"webhook": func(ctx context.Context, cfg config.Config, log *slog.Logger) (freshen.Feed, error) {
 		return webhook.New(webhook.Config{Token: string(cfg.WebhookToken),
-			SNS: webhook.SNSConfig{Verify: cfg.Webhook.SNSVerify, Hosts: cfg.Webhook.SNSHosts, Topics: cfg.Webhook.SNSTopics}}, log)
+			SNS: webhook.SNSConfig{Verify: cfg.Webhook.SNSVerify, Hosts: cfg.Webhook.SNSHosts, Topics: cfg.Webhook.SNSTopics}}, log), nil
 	},
+	"sqs": func(ctx context.Context, cfg config.Config, log *slog.Logger) (freshen.Feed, error) {
+		return sqsfeed.New(ctx, sqsConfig(cfg), log)
+	},
+	"nats": func(ctx context.Context, cfg config.Config, log *slog.Logger) (freshen.Feed, error) {
+		return natsfeed.New(natsConfig(cfg), log)
+	},
+	"kafka": func(ctx context.Context, cfg config.Config, log *slog.Logger) (freshen.Feed, error) {
+		return kafkafeed.New(kafkaConfig(cfg), log)
+	},
+}
+
+func kafkaConfig(cfg config.Config) kafkafeed.Config {
+	k := cfg.Feeds.Kafka
+	return kafkafeed.Config{Brokers: k.Brokers, Topic: k.Topic, Group: k.Group}
+}
+
+func sqsConfig(cfg config.Config) sqsfeed.Config {
+	q := cfg.Feeds.SQS
+	return sqsfeed.Config{QueueURL: q.QueueURL, Region: q.Region, Endpoint: q.Endpoint,
+		WaitTime: time.Duration(q.WaitTime), Visibility: time.Duration(q.Visibility)}
+}
+
+func natsConfig(cfg config.Config) natsfeed.Config {
+	n := cfg.Feeds.NATS
+	return natsfeed.Config{URL: n.URL, Stream: n.Stream, Subject: n.Subject, Durable: n.Durable}
+}
+
+// checkFeed validates a feed's settings as its package does, offline.
+func checkFeed(name string, cfg config.Config) error {
+	switch name {
+	case "sqs":
+		return sqsConfig(cfg).Validate()
+	case "nats":
+		return natsConfig(cfg).Validate()
+	case "kafka":
+		return kafkaConfig(cfg).Validate()
+	}
+	return nil
 }
 
 // openaiConfig is the OpenAI client's configuration; the key comes from

@@ -73,8 +73,9 @@ type Config struct {
 	Ledger   LedgerConfig   `yaml:"ledger"`
 	Index    IndexConfig    `yaml:"index"`
 	Embedder EmbedderConfig `yaml:"embedder"`
-	// Feeds lists the event transports to run (default: webhook).
-	Feeds   StringList    `yaml:"feeds"`
+	// Feeds are the event transports to run (default: webhook), and
+	// their settings.
+	Feeds   FeedsConfig   `yaml:"feeds"`
 	Webhook WebhookConfig `yaml:"webhook"`
 }
 
@@ -226,7 +227,7 @@ var (
 	LedgerTypes   = []string{"sqlite", "postgres"}
 	IndexTypes    = []string{"embedded", "pgvector", "weaviate"}
 	EmbedderTypes = []string{"builtin", "openai", "bedrock"}
-	FeedTypes     = []string{"webhook"}
+	FeedTypes     = []string{"webhook", "sqs", "nats", "kafka"}
 )
 
 // SourceConfig says what to watch.
@@ -296,7 +297,7 @@ func Default() Config {
 		Index:             IndexConfig{Type: "embedded", Create: true},
 		Embedder: EmbedderConfig{Type: "builtin", APIKeyEnv: "OPENAI_API_KEY", Timeout: Duration(time.Minute), CircuitOpenFor: Duration(30 * time.Second),
 			Batch: BatchConfig{MaxTexts: 64, MaxWait: Duration(2 * time.Millisecond)}},
-		Feeds:   StringList{"webhook"},
+		Feeds:   FeedsConfig{Names: StringList{"webhook"}},
 		Webhook: WebhookConfig{SNSVerify: true},
 	}
 }
@@ -416,12 +417,13 @@ func (c Config) Validate() error {
 	if s := c.Ledger.Schema; s != "" && !schemaRE.MatchString(s) {
 		add("ledger.schema %q: want lower-case letters, digits and _ (at most 41)", s)
 	}
-	if len(c.Feeds) == 0 {
+	c.Feeds.check(add)
+	if len(c.Feeds.Names) == 0 {
 		add("feeds is empty: list at least one of %s (the reconciler alone would only catch changes every reconcile-interval)", strings.Join(FeedTypes, ", "))
 	}
-	for i, f := range c.Feeds {
+	for i, f := range c.Feeds.Names {
 		oneOf(fmt.Sprintf("feeds[%d]", i), f, FeedTypes)
-		if slices.Contains(c.Feeds[:i], f) {
+		if slices.Contains(c.Feeds.Names[:i], f) {
 			add("feeds lists %q twice", f)
 		}
 	}
@@ -689,6 +691,11 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 			key = prefix + "." + tag
 		}
 		fv := v.Field(i)
+		if fl, ok := fv.Addr().Interface().(*FeedsConfig); ok {
+			// "feeds" is the list of names (FRESHEN_FEEDS=webhook,sqs)
+			// as well as a section per feed.
+			fn(key, reflect.ValueOf(&fl.Names).Elem())
+		}
 		if fv.Kind() == reflect.Struct {
 			walk(fv, key, fn)
 			continue

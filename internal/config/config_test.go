@@ -66,7 +66,12 @@ func TestMistakesAreExplained(t *testing.T) {
 		{"source: {bucket: x}\nchunk: {min-tokens: 64, target-tokens: 300, max-tokens: 400}\n", "", "max-tokens (400) leaves too little room"},
 		{"source: {bucket: x}\nretry: {backoff: 1m, max-backoff: 1s}\n", "", "backoff <= max-backoff"},
 		{"source: {bucket: x}\nledger: {type: postgress}\n", "", `ledger.type = "postgress": want one of sqlite`},
-		{"source: {bucket: x}\nfeeds: [webhook, sqs]\n", "", `feeds[1] = "sqs"`},
+		{"source: {bucket: x}\nfeeds: [webhook, sqs]\n", "", `feeds.sqs.queue-url "": want the queue's URL`},
+		{"source: {bucket: x}\nfeeds: [webhook, mqtt]\n", "", `feeds[1] = "mqtt"`},
+		{"source: {bucket: x}\nfeeds: {webhook: {}, nats: {url: 'nats://h:4222'}}\n", "", "feeds.nats needs url, stream and subject"},
+		{"source: {bucket: x}\nfeeds: {sqs: {queue-ulr: x}}\n", "", `unknown key "queue-ulr" (did you mean "queue-url"?)`},
+		{"source: {bucket: x}\nfeeds: {rabbit: {}}\n", "", `unknown feed "rabbit"`},
+		{"source: {bucket: x}\nfeeds: [webhook]\n", "FRESHEN_FEEDS_KAFKA_TOPIC=t", "feeds.kafka has settings but kafka is not among the feeds"},
 		{"source: {bucket: x}\nwebhook: {sns-hosts: ['*.com']}\n", "", "sns"},
 		{"source: {bucket: x}\n", "FRESHEN_FEEDS=", "feeds is empty"},
 		// What `run` used to reject late, or change silently.
@@ -204,5 +209,29 @@ func TestDSNPasswordNeverPrints(t *testing.T) {
 		if got := DSN(dsn).String(); got != want || strings.Contains(got, "hunter") {
 			t.Errorf("DSN(%q) prints %q, want %q", dsn, got, want)
 		}
+	}
+}
+
+// TestFeedSettings: feeds are a list of names or a mapping to their
+// settings, in the file or the environment.
+func TestFeedSettings(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f.yaml")
+	os.WriteFile(p, []byte("source: {bucket: x}\nfeeds:\n  webhook:\n  sqs:\n    queue-url: https://sqs.us-east-1.amazonaws.com/1/q\n    wait-time: 5s\n  nats: {url: 'nats://a:4222,nats://b:4222', stream: S3, subject: s3.events}\n"), 0o644)
+	cfg, err := Load(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cfg.Feeds
+	if fmt.Sprint(f.Names) != "[webhook sqs nats]" || f.SQS.QueueURL != "https://sqs.us-east-1.amazonaws.com/1/q" ||
+		f.SQS.WaitTime != Duration(5*time.Second) || f.NATS.URL != "nats://a:4222,nats://b:4222" || f.NATS.Subject != "s3.events" {
+		t.Fatalf("feeds = %+v", f)
+	}
+	os.WriteFile(p, []byte("source: {bucket: x}\n"), 0o644)
+	cfg, err = Load(p, []string{"FRESHEN_FEEDS=nats", "FRESHEN_FEEDS_NATS_URL=nats://127.0.0.1:4222", "FRESHEN_FEEDS_NATS_STREAM=S3", "FRESHEN_FEEDS_NATS_SUBJECT=s3.events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cfg.Feeds.Names) != "[nats]" || cfg.Feeds.NATS.Subject != "s3.events" {
+		t.Fatalf("feeds from the environment = %+v", cfg.Feeds)
 	}
 }

@@ -104,7 +104,10 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		return rec.Ready()
 	}
 	var webhookHandler http.Handler
-	feeds := a.Feeds()
+	feeds, err := a.Feeds(ctx)
+	if err != nil {
+		return err
+	}
 	svcs := service.Group{}
 	for _, f := range feeds {
 		if h, ok := f.(http.Handler); ok && f.Name() == "webhook" {

@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/internal/testenv"
+)
+
+// cluster is N `freshen run` processes on one PostgreSQL ledger and one
+// pgvector table, reading versitygw's events from one NATS stream.
+type cluster struct {
+	*bundle
+	nodes []*daemon
+	cfgs  []string
+}
+
+const clusterLeaseTTL = 2 * time.Second
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	pg := testenv.SharedPostgres(t)
+	pgl := testenv.SharedPGlite(t)
+	nats := testenv.StartNATS(t, t.TempDir())
+	gwPort := testenv.FreePort(t)
+	c := &cluster{bundle: &bundle{t: t, bucket: "docs", gw: &testenv.VersityGW{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", gwPort)}}}
+	schema, table := testenv.UniqueSchema("cluster"), testenv.UniqueTable("cluster")
+	for i := 0; i < n; i++ {
+		data := filepath.Join(t.TempDir(), "data")
+		y := fmt.Sprintf(`source: {bucket: %s, endpoint: %q, path-style: true}
+data-dir: %s
+workers: 2
+listen: 127.0.0.1:%d
+reconcile-interval: 3s
+retry: {lease-ttl: %s, backoff: 100ms}
+limits: {max-object-bytes: %d, max-attempts: 3}
+ledger: {type: postgres, dsn: %q, schema: %s}
+index: {type: pgvector, dsn: %q, table: %s}
+feeds:
+  nats: {url: %q, stream: S3EVENTS, subject: s3.events}
+`, c.bucket, c.gw.Endpoint, data, testenv.FreePort(t), clusterLeaseTTL, maxObjectBytes, pg.DSN, schema, pgl.DSN, table, nats.URL())
+		cfg := filepath.Join(t.TempDir(), "freshen.yaml")
+		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+	}
+	c.cfg = c.cfgs[0]
+	conf, err := config.Load(c.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.conf = conf
+	c.gw = testenv.StartVersityGW(t, testenv.GWOptions{Port: gwPort, NATSURL: nats.URL(), NATSTopic: "s3.events"})
+	c.client = c.gw.CreateBucket(t, c.bucket)
+	for i := range c.cfgs {
+		c.nodes = append(c.nodes, c.start(i))
+	}
+	return c
+}
+
+// start runs node i's `freshen run`.
+func (c *cluster) start(i int) *daemon {
+	t := c.t
+	t.Helper()
+	conf, err := config.Load(c.cfgs[i], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, addr: conf.Listen, log: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(freshenBin, "run", "--config", c.cfgs[i], "-v")
+	d.cmd.Env = append(os.Environ(), c.gw.Env()...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
+	waitFor(t, 30*time.Second, fmt.Sprintf("node %d listening", i), func() (bool, string) {
+		conn, err := net.DialTimeout("tcp", d.addr, 100*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return true, ""
+		}
+		select {
+		case err := <-d.done:
+			t.Fatalf("node %d exited: %v\n%s", i, err, d.log)
+		default:
+		}
+		return false, err.Error()
+	})
+	return d
+}
+
+func (c *cluster) kill(i int) {
+	c.nodes[i].cmd.Process.Signal(syscall.SIGKILL)
+	<-c.nodes[i].done
+	c.nodes[i].done <- nil
+}
+
+func (c *cluster) status(i int) map[string]any {
+	var s map[string]any
+	w := &world{bundle: c.bundle, d: c.nodes[i]}
+	w.get("/v1/status", &s)
+	return s
+}
+
+// exactWithin polls until the table equals the bucket's chunks.
+func (c *cluster) exactWithin(within time.Duration) time.Duration {
+	start := time.Now()
+	defer func() {
+		if c.t.Failed() {
+			for i, d := range c.nodes {
+				c.t.Logf("node %d log:\n%s", i, d.log)
+			}
+		}
+	}()
+	waitFor(c.t, within, "the table equals the bucket", func() (bool, string) {
+		want := c.groundTruth()
+		got, _ := c.indexRows()
+		if len(want) != len(got) {
+			return false, fmt.Sprintf("%d chunks in the table, %d in the bucket", len(got), len(want))
+		}
+		for i := range want {
+			if !want[i].same(got[i]) {
+				return false, fmt.Sprintf("differs at %q", want[i].Key)
+			}
+		}
+		return true, ""
+	})
+	took := time.Since(start)
+	c.assertExact()
+	return took
+}
+
+// TestThreeProcessesOneLedger: three `freshen run` share a PostgreSQL
+// ledger, a pgvector table and versitygw's events through NATS. A burst
+// of 1,000 PUTs, overwrites and DELETEs, with one process killed -9 in the
+// middle: the table ends exact, and no chunk was embedded twice. Then the
+// reconcile leader is killed and another process takes the reconcile
+// over within two lease periods.
+func TestThreeProcessesOneLedger(t *testing.T) {
+	c := newCluster(t, 3)
+	const puts, overwrites, deletes = 600, 200, 200
+	key := func(i int) string { return fmt.Sprintf("burst/%03d doc+ü.md", i) }
+	ops := make(chan func(), puts+overwrites+deletes)
+	for i := 0; i < puts; i++ {
+		ops <- func() { c.put(key(i), "text/markdown", []byte(markdownDoc(int64(i), 2, 2))) }
+	}
+	for i := 0; i < overwrites; i++ {
+		ops <- func() { c.put(key(i), "text/markdown", []byte(markdownDoc(int64(10_000+i), 2, 2))) }
+	}
+	for i := 0; i < deletes; i++ {
+		ops <- func() { testenv.Delete(t, c.client, c.bucket, key(puts-1-i)) }
+	}
+	close(ops)
+	var done sync.WaitGroup
+	var count sync.Mutex
+	n := 0
+	start := time.Now()
+	for w := 0; w < 4; w++ {
+		done.Go(func() {
+			for op := range ops {
+				op()
+				count.Lock()
+				n++
+				if n == 400 {
+					c.kill(1) // mid-burst
+				}
+				count.Unlock()
+			}
+		})
+	}
+	done.Wait()
+	t.Logf("burst of %d operations in %s", puts+overwrites+deletes, time.Since(start).Round(time.Millisecond))
+	took := c.exactWithin(3 * time.Minute)
+	t.Logf("exact %s after the burst", took.Round(time.Millisecond))
+
+	// No chunk hash was embedded twice: the embedding counter equals the
+	// distinct hashes cached.
+	led := c.openLedger()
+	defer led.Close()
+	ctr, err := led.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := c.distinctEmbeddings()
+	if ctr.ChunksEmbedded != distinct {
+		t.Fatalf("%d chunks embedded for %d distinct hashes: some were embedded twice", ctr.ChunksEmbedded, distinct)
+	}
+	t.Logf("%d chunks embedded, %d distinct", ctr.ChunksEmbedded, distinct)
+
+	// The reconcile: kill its leader; another process takes it over.
+	leader := func(i int) string {
+		s := c.status(i)
+		cl, _ := s["cluster"].(map[string]any)
+		l, _ := cl["reconcile_leader"].(string)
+		return l
+	}
+	var lead string
+	waitFor(t, 15*time.Second, "a reconcile leader", func() (bool, string) { lead = leader(0); return lead != "", "" })
+	idx := -1
+	for i, d := range c.nodes {
+		if i != 1 && strings.HasSuffix(lead, fmt.Sprintf("-%d", d.cmd.Process.Pid)) {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		t.Fatalf("leader %q is none of the live nodes", lead)
+	}
+	survivor := 0
+	if idx == 0 {
+		survivor = 2
+	}
+	killed := time.Now()
+	c.kill(idx)
+	var next string
+	waitFor(t, 2*clusterLeaseTTL+10*time.Second, "another process to lead the reconcile", func() (bool, string) {
+		next = leader(survivor)
+		return next != "" && next != lead, next
+	})
+	t.Logf("reconcile taken over by %s %s after its leader was killed (lease-ttl %s, heartbeats every 5s)", next,
+		time.Since(killed).Round(time.Millisecond), clusterLeaseTTL)
+}
+
+// distinctEmbeddings counts the vectors in the ledger's embedding cache.
+func (c *cluster) distinctEmbeddings() int64 {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, string(c.conf.Ledger.DSN))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+c.conf.Ledger.Schema+`.embeddings`).Scan(&n); err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
