@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/testenv"
@@ -23,8 +25,9 @@ import (
 // pgvector table, reading versitygw's events from one NATS stream.
 type cluster struct {
 	*bundle
-	nodes []*daemon
-	cfgs  []string
+	nodes   []*daemon
+	cfgs    []string
+	relayed atomic.Int64 // events versitygw published; every second one is dropped
 }
 
 const clusterLeaseTTL = 2 * time.Second
@@ -63,7 +66,22 @@ feeds:
 		t.Fatal(err)
 	}
 	c.conf = conf
-	c.gw = testenv.StartVersityGW(t, testenv.GWOptions{Port: gwPort, NATSURL: nats.URL(), NATSTopic: "s3.events"})
+	// versitygw publishes to s3.raw; a relay forwards every second event
+	// to s3.events, which the stream captures: half the events are lost,
+	// and the reconcile passes must find what they announced.
+	nc, err := natsgo.Connect(nats.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe("s3.raw", func(m *natsgo.Msg) {
+		if c.relayed.Add(1)%2 == 0 {
+			nc.Publish("s3.events", m.Data)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.gw = testenv.StartVersityGW(t, testenv.GWOptions{Port: gwPort, NATSURL: nats.URL(), NATSTopic: "s3.raw"})
 	c.client = c.gw.CreateBucket(t, c.bucket)
 	for i := range c.cfgs {
 		c.nodes = append(c.nodes, c.start(i))
@@ -147,9 +165,10 @@ func (c *cluster) exactWithin(within time.Duration) time.Duration {
 }
 
 // TestThreeProcessesOneLedger: three `freshen run` share a PostgreSQL
-// ledger, a pgvector table and versitygw's events through NATS. A burst
-// of 1,000 PUTs, overwrites and DELETEs, with one process killed -9 in the
-// middle: the table ends exact, and no chunk was embedded twice. Then the
+// ledger, a pgvector table and versitygw's events through NATS, of which
+// half are dropped on the way. A burst of 1,000 PUTs, overwrites and
+// DELETEs, with one process killed -9 in the middle: the table ends exact,
+// and no chunk was embedded twice. Then the
 // reconcile leader is killed and another process takes the reconcile
 // over within two lease periods.
 func TestThreeProcessesOneLedger(t *testing.T) {
@@ -185,7 +204,8 @@ func TestThreeProcessesOneLedger(t *testing.T) {
 		})
 	}
 	done.Wait()
-	t.Logf("burst of %d operations in %s", puts+overwrites+deletes, time.Since(start).Round(time.Millisecond))
+	t.Logf("burst of %d operations in %s; %d events published, half of them dropped", puts+overwrites+deletes,
+		time.Since(start).Round(time.Millisecond), c.relayed.Load())
 	took := c.exactWithin(3 * time.Minute)
 	t.Logf("exact %s after the burst", took.Round(time.Millisecond))
 
