@@ -12,6 +12,7 @@ ensure_go
 ensure_versitygw
 ensure_pglite
 ensure_weaviate
+ensure_postgres
 ensure_peers
 export FRESHEN_PEERS_DIR="$PEERS_DIR"
 exec go run ./bench "$@"

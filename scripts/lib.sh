@@ -101,3 +101,17 @@ apt_install() {
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
 }
+
+# ensure_postgres installs Debian's PostgreSQL 15 server (the tests start
+# their own clusters with initdb; nothing runs as a system service).
+ensure_postgres() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing PostgreSQL 15 (apt) for the PostgreSQL ledger's tests"
+  apt_install postgresql-15 postgresql-client-15
+  # Debian starts a cluster as a service; the tests do not use it.
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
+  fi
+}

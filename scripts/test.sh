@@ -10,6 +10,7 @@ ensure_go
 ensure_versitygw
 ensure_pglite
 ensure_weaviate
+ensure_postgres
 go mod download
 go vet ./...
 # -count=1: integration tests talk to real servers; never trust a cached pass.
