@@ -1,6 +1,10 @@
 // Package feedtest is the conformance suite every freshen.Feed passes:
 // call Run from the feed's tests with a constructor that returns a fresh
 // feed and a way to publish raw event messages on its transport.
+//
+// It also holds what the feeds' own tests share: a Sink that records
+// what a feed hands it, Start to run a feed for one test, Eventually,
+// Logger and CheckValidate.
 package feedtest
 
 import (
@@ -82,66 +86,11 @@ func TestEvent(bucket string) []byte {
 	return []byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-26T07:42:08.000Z","Bucket":"` + bucket + `","RequestId":"R","HostId":"H"}`)
 }
 
-// Sink records what a feed hands it; Put can be made to block or fail.
-type Sink struct {
-	mu       sync.Mutex
-	puts     [][]freshen.Change
-	received int
-	drops    map[string]int
-	// entered receives a value each time Put starts.
-	entered chan struct{}
-	// gate, when not nil, makes Put wait for it to be closed.
-	gate chan struct{}
-	fail error
-}
-
-func newSink() *Sink {
-	return &Sink{drops: map[string]int{}, entered: make(chan struct{}, 100)}
-}
-
-// Put implements freshen.Sink.
-func (s *Sink) Put(ctx context.Context, origin string, changes []freshen.Change) error {
-	s.entered <- struct{}{}
-	s.mu.Lock()
-	gate, fail := s.gate, s.fail
-	s.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if fail != nil {
-		return fail
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.puts = append(s.puts, append([]freshen.Change(nil), changes...))
-	return nil
-}
-
-// Received implements freshen.Sink.
-func (s *Sink) Received(origin string, n int) { s.mu.Lock(); s.received += n; s.mu.Unlock() }
-
-// Drop implements freshen.Sink.
-func (s *Sink) Drop(origin, reason string, n int) { s.mu.Lock(); s.drops[reason] += n; s.mu.Unlock() }
-
-func (s *Sink) snapshot() (puts [][]freshen.Change, received int, drops map[string]int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := map[string]int{}
-	for k, v := range s.drops {
-		d[k] = v
-	}
-	return append([][]freshen.Change(nil), s.puts...), s.received, d
-}
-
 // running starts h.Feed on a fresh sink and stops it when the test ends.
 func running(t *testing.T, newHarness NewHarness) (Harness, *Sink) {
 	t.Helper()
 	h := newHarness(t)
-	sink := newSink()
+	sink := NewSink("")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Feed.Run(ctx, sink) }()
@@ -177,7 +126,8 @@ func Run(t *testing.T, newHarness NewHarness) {
 		if !wait(t, h.Publish(context.Background(), Event(h.Bucket, "docs/a+b%C3%BC.md"))) {
 			t.Fatal("a valid event was not acknowledged")
 		}
-		puts, received, _ := sink.snapshot()
+		puts := sink.Puts()
+		_, received, _ := sink.Stats()
 		if len(puts) != 1 || len(puts[0]) == 0 {
 			t.Fatalf("puts = %+v", puts)
 		}
@@ -197,29 +147,24 @@ func Run(t *testing.T, newHarness NewHarness) {
 	})
 	t.Run("AcksOnlyAfterTheSinkReturns", func(t *testing.T) {
 		h, sink := running(t, newHarness)
-		gate := make(chan struct{})
-		sink.mu.Lock()
-		sink.gate = gate
-		sink.mu.Unlock()
+		release := sink.Hold()
 		d := h.Publish(context.Background(), Event(h.Bucket, "slow.md"))
 		select {
-		case <-sink.entered:
+		case <-sink.Entered:
 		case <-time.After(10 * time.Second):
 			t.Fatal("the feed never called Put")
 		}
 		if d.Settled() {
 			t.Fatal("the message was settled while Put had not returned")
 		}
-		close(gate)
+		release()
 		if !wait(t, d) {
 			t.Fatal("not acknowledged after Put returned nil")
 		}
 	})
 	t.Run("FailedPutIsNotAcked", func(t *testing.T) {
 		h, sink := running(t, newHarness)
-		sink.mu.Lock()
-		sink.fail = errors.New("ledger is down")
-		sink.mu.Unlock()
+		sink.SetHook(func(context.Context, []freshen.Change) error { return errors.New("ledger is down") })
 		if wait(t, h.Publish(context.Background(), Event(h.Bucket, "a.md"))) {
 			t.Fatal("acknowledged although Put failed")
 		}
@@ -231,7 +176,8 @@ func Run(t *testing.T, newHarness NewHarness) {
 				t.Fatalf("malformed %q not acknowledged: it would be redelivered forever", body)
 			}
 		}
-		puts, _, drops := sink.snapshot()
+		puts := sink.Puts()
+		_, _, drops := sink.Stats()
 		if len(puts) != 0 || drops["malformed"] != 3 {
 			t.Fatalf("puts = %v, drops = %v; want 3 malformed and nothing queued", puts, drops)
 		}
@@ -241,7 +187,8 @@ func Run(t *testing.T, newHarness NewHarness) {
 		if !wait(t, h.Publish(context.Background(), TestEvent(h.Bucket))) {
 			t.Fatal("test event not acknowledged")
 		}
-		puts, _, drops := sink.snapshot()
+		puts := sink.Puts()
+		_, _, drops := sink.Stats()
 		if len(puts) != 0 || drops["test"] != 1 {
 			t.Fatalf("puts = %v, drops = %v", puts, drops)
 		}
@@ -253,7 +200,7 @@ func Run(t *testing.T, newHarness NewHarness) {
 				t.Fatalf("duplicate %d not acknowledged", i)
 			}
 		}
-		puts, _, _ := sink.snapshot()
+		puts := sink.Puts()
 		if len(puts) != 3 {
 			t.Fatalf("%d puts for 3 deliveries", len(puts))
 		}

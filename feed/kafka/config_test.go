@@ -3,13 +3,15 @@ package kafka
 import (
 	"strings"
 	"testing"
+
+	"github.com/freshen-io/freshen/feed/feedtest"
 )
 
 func TestValidate(t *testing.T) {
 	ok := Config{Brokers: []string{"127.0.0.1:9092"}, Topic: "s3-events"}
-	for _, tc := range []struct {
-		edit func(*Config)
-		want string // "" means valid
+	feedtest.CheckValidate(t, ok, []struct {
+		Edit func(*Config)
+		Want string // "" means valid
 	}{
 		{func(*Config) {}, ""},
 		{func(c *Config) { c.Brokers = []string{"kafka-1.example:9092", "kafka-2.example", "[::1]:9093"} }, ""},
@@ -34,17 +36,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Group = strings.Repeat("g", 256) }, "at most 255"},
 		{func(c *Config) { c.MaxRecords = -1 }, "max-records"},
 		{func(c *Config) { c.MaxRecords = MaxRecordsLimit + 1 }, "max-records"},
-	} {
-		c := ok
-		tc.edit(&c)
-		err := c.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", c, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: error %v, want one mentioning %q", c, err, tc.want)
-		}
-	}
+	})
 }
 
 func TestNewDefaults(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/freshen-io/freshen"
-	"github.com/freshen-io/freshen/feed/s3event"
+	"github.com/freshen-io/freshen/feed/internal/consume"
 )
 
 const origin = "kafka"
@@ -32,9 +32,6 @@ const (
 	// commitRetry paces the retries of a failed commit while no records
 	// come.
 	commitRetry = time.Second
-	// logEvery bounds repeated warnings of one kind: a broken ledger or a
-	// stream of garbage fails every record alike.
-	logEvery = 10 * time.Second
 )
 
 // Feed consumes S3 event notifications from a Kafka topic as a member of
@@ -44,7 +41,7 @@ type Feed struct {
 	log     *slog.Logger
 	started atomic.Bool
 
-	warnMalformed, warnPut, warnCommit, warnFetch throttle
+	warnMalformed, warnPut, warnCommit, warnFetch consume.Throttle
 
 	// Set by tests only.
 	//
@@ -153,12 +150,7 @@ const (
 // AllowRebalance, so the partitions of a batch stay ours from the poll
 // until its commit: no commit lands on a partition another member owns.
 func (r *run) loop(ctx context.Context, cl *kgo.Client) {
-	delay := r.minBackoff
-	backoff := func() bool {
-		ok := sleep(ctx, delay)
-		delay = min(2*delay, maxBackoff)
-		return ok
-	}
+	backoff := consume.Backoff{Min: r.minBackoff, Max: maxBackoff}
 	for {
 		// A failed commit is retried with the next batch, or after
 		// commitRetry if none comes.
@@ -177,17 +169,17 @@ func (r *run) loop(ctx context.Context, cl *kgo.Client) {
 				return
 			}
 			errored = true
-			if r.warnFetch.ok() {
+			if r.warnFetch.OK() {
 				r.log.Warn("consuming failed; the client retries", "partition", p, "err", err)
 			}
 		})
 		recs := fs.Records()
 		if len(recs) == 0 {
-			if err := r.commit(ctx, cl); err != nil && ctx.Err() == nil && r.warnCommit.ok() {
+			if err := r.commit(ctx, cl); err != nil && ctx.Err() == nil && r.warnCommit.OK() {
 				r.log.Warn("commit failed; retrying", "err", err)
 			}
 			cl.AllowRebalance()
-			if errored && !backoff() {
+			if errored && !backoff.Sleep(ctx) {
 				return
 			}
 			continue
@@ -195,10 +187,10 @@ func (r *run) loop(ctx context.Context, cl *kgo.Client) {
 		switch r.handle(ctx, cl, recs) {
 		case handled:
 			cl.AllowRebalance()
-			delay = r.minBackoff
+			backoff.Reset()
 		case failed:
 			cl.AllowRebalance()
-			if !backoff() {
+			if !backoff.Sleep(ctx) {
 				return
 			}
 		case stopping, crashed:
@@ -216,22 +208,11 @@ func (r *run) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) ou
 	now := time.Now()
 	var changes []freshen.Change
 	for _, rec := range recs {
-		res, err := s3event.Parse(rec.Value, origin, now)
-		switch {
-		case err != nil:
-			r.sink.Drop(origin, "malformed", 1)
-			if r.warnMalformed.ok() {
-				r.log.Warn("malformed event; committed and dropped", "err", err, "partition", rec.Partition, "offset", rec.Offset, "bytes", len(rec.Value))
-			}
-			continue
-		case res.Test:
-			r.sink.Drop(origin, "test", 1)
-			continue
+		cs, err := consume.Changes(r.sink, origin, rec.Value, now, nil)
+		if err != nil && r.warnMalformed.OK() {
+			r.log.Warn("malformed event; committed and dropped", "err", err, "partition", rec.Partition, "offset", rec.Offset, "bytes", len(rec.Value))
 		}
-		if res.Skipped > 0 {
-			r.sink.Drop(origin, "kind", res.Skipped)
-		}
-		changes = append(changes, res.Changes...)
+		changes = append(changes, cs...)
 	}
 	if len(changes) > 0 {
 		if err := r.sink.Put(ctx, origin, changes); err != nil {
@@ -240,7 +221,7 @@ func (r *run) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) ou
 				// partitions consumes them again.
 				return stopping
 			}
-			if r.warnPut.ok() {
+			if r.warnPut.OK() {
 				r.log.Error("could not queue events; they will be consumed again", "err", err, "records", len(recs))
 			}
 			rewind(cl, recs)
@@ -261,7 +242,7 @@ func (r *run) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) ou
 		}
 	}
 	r.mu.Unlock()
-	if err := r.commit(ctx, cl); err != nil && ctx.Err() == nil && r.warnCommit.ok() {
+	if err := r.commit(ctx, cl); err != nil && ctx.Err() == nil && r.warnCommit.OK() {
 		// The next commit (or the one when the partitions are revoked)
 		// includes these offsets; if none succeeds, the records are
 		// consumed again after a rebalance, which is harmless.
@@ -417,23 +398,4 @@ func (l kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
 	default:
 		l.log.Debug("kafka client: "+msg, kv...)
 	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// throttle lets a repeated log line through once per logEvery.
-type throttle struct{ last atomic.Int64 }
-
-func (t *throttle) ok() bool {
-	now, last := time.Now().UnixNano(), t.last.Load()
-	return now-last >= int64(logEvery) && t.last.CompareAndSwap(last, now)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/feed/feedtest"
+	"github.com/freshen-io/freshen/feed/internal/consume"
 	"github.com/freshen-io/freshen/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func (b *bundle) tracker(t *testing.T) *tracker {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for sleep(ctx, 10*time.Millisecond) {
+		for consume.Sleep(ctx, 10*time.Millisecond) {
 			tr.mu.Lock()
 			empty := len(tr.pending) == 0
 			tr.mu.Unlock()
@@ -122,33 +123,13 @@ func (b *bundle) topicID(t *testing.T) [16]byte {
 // its own client, segmentio/kafka-go); keys arrive exactly as written.
 func TestVersityGWEvents(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	b.start(t, s)
 	gw := testenv.StartVersityGW(t, testenv.GWOptions{KafkaURL: b.k.Addr(), KafkaTopic: b.cfg.Topic, KafkaKey: "docs"})
-	c := gw.CreateBucket(t, "docs")
-	keys := []string{"plain.md", "dir/with space.md", "a+b c.md", "ünïcødé/文档 ü.md", "50%off.md", "100%25.md"}
-	for _, k := range keys {
-		testenv.Put(t, c, "docs", k, "text/markdown", []byte("v1 "+k))
-	}
-	for _, k := range keys {
-		testenv.Put(t, c, "docs", k, "text/markdown", []byte("v2, longer "+k))
-	}
-	for _, k := range keys {
-		testenv.Delete(t, c, "docs", k)
-	}
-	for _, k := range keys {
-		eventually(t, "PUT, overwrite and DELETE of "+k, func() bool {
-			return s.count(k, freshen.ChangeUpsert) >= 2 && s.count(k, freshen.ChangeDelete) >= 1
-		})
-	}
-	for _, ch := range s.changes() {
-		if ch.Bucket != "docs" || ch.Origin != "kafka" {
-			t.Errorf("change %+v: want bucket docs, origin kafka", ch)
-		}
-	}
+	feedtest.VersityGWEvents(t, gw, s, "kafka")
 	b.waitCommitted(t, b.ends(t))
-	if _, received, drops := s.stats(); received < 3*len(keys)+1 || drops["test"] != 1 {
-		t.Errorf("received %d, drops %v: want ≥ %d received and versitygw's test event dropped", received, drops, 3*len(keys)+1)
+	if _, received, drops := s.Stats(); received < 3*len(feedtest.VersityGWKeys)+1 || drops["test"] != 1 {
+		t.Errorf("received %d, drops %v: want ≥ %d received and versitygw's test event dropped", received, drops, 3*len(feedtest.VersityGWKeys)+1)
 	}
 }
 
@@ -184,7 +165,7 @@ func (b *bundle) ends(t *testing.T) map[int32]int64 {
 // events and ignored kinds are committed past, not consumed forever.
 func TestDuplicatesReorderedMalformed(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	bodies := []struct {
 		p    int32
 		body []byte
@@ -206,22 +187,16 @@ func TestDuplicatesReorderedMalformed(t *testing.T) {
 	}
 	b.start(t, s)
 	b.waitCommitted(t, last)
-	var seqs []string
-	for _, c := range s.changes() {
-		if c.Key == "r.md" {
-			seqs = append(seqs, c.Sequencer)
-		}
-	}
-	if !slices.Equal(seqs, []string{"2", "1"}) {
+	if seqs := s.Sequencers("r.md"); !slices.Equal(seqs, []string{"2", "1"}) {
 		t.Errorf("r.md sequencers %v: want both events, in partition order", seqs)
 	}
-	if n := s.count("d.md", freshen.ChangeUpsert); n != 2 {
+	if n := s.Count("d.md", freshen.ChangeUpsert); n != 2 {
 		t.Errorf("d.md put %d times: want both duplicates", n)
 	}
-	if n := s.count("after-garbage.md", freshen.ChangeUpsert); n != 1 {
+	if n := s.Count("after-garbage.md", freshen.ChangeUpsert); n != 1 {
 		t.Errorf("the event after the malformed ones was put %d times", n)
 	}
-	_, received, drops := s.stats()
+	_, received, drops := s.Stats()
 	if received != len(bodies) || drops["malformed"] != 3 || drops["test"] != 1 || drops["kind"] != 1 {
 		t.Errorf("received %d (want %d), drops %v (want malformed 3, test 1, kind 1)", received, len(bodies), drops)
 	}
@@ -232,31 +207,31 @@ func TestDuplicatesReorderedMalformed(t *testing.T) {
 // consumes the record again and Puts it again, which is harmless.
 func TestKilledBetweenPutAndCommit(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	first := b.produce(t, 1, event("docs", "first.md", "s3:ObjectCreated:Put", "1"))
 	r0 := b.start(t, s)
 	b.waitCommitted(t, map[int32]int64{1: first})
-	if err := r0.stop(); err != nil {
+	if err := r0.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
 	kill := func(f *Feed) { f.afterPut = func() bool { return true } }
 	r := b.start(t, s, kill)
 	off := b.produce(t, 1, event("docs", "killed.md", "s3:ObjectCreated:Put", "2"))
-	eventually(t, "a Put of killed.md", func() bool { return s.count("killed.md", freshen.ChangeUpsert) >= 1 })
-	if err := r.wait(); err != nil {
+	feedtest.Eventually(t, "a Put of killed.md", func() bool { return s.Count("killed.md", freshen.ChangeUpsert) >= 1 })
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.count("killed.md", freshen.ChangeUpsert); n != 1 {
+	if n := s.Count("killed.md", freshen.ChangeUpsert); n != 1 {
 		t.Fatalf("put %d times before the kill", n)
 	}
 	if got := b.committed(t)[1]; got > off {
 		t.Fatalf("committed offset %d after the kill: want ≤ %d", got, off)
 	}
 	b.start(t, s) // the "restarted" process
-	eventually(t, "killed.md consumed again", func() bool { return s.count("killed.md", freshen.ChangeUpsert) == 2 })
+	feedtest.Eventually(t, "killed.md consumed again", func() bool { return s.Count("killed.md", freshen.ChangeUpsert) == 2 })
 	b.waitCommitted(t, map[int32]int64{1: off})
-	if n := s.count("first.md", freshen.ChangeUpsert); n != 1 {
+	if n := s.Count("first.md", freshen.ChangeUpsert); n != 1 {
 		t.Errorf("first.md put %d times: a committed record came back", n)
 	}
 }
@@ -265,13 +240,13 @@ func TestKilledBetweenPutAndCommit(t *testing.T) {
 // during a Put, without committing; the next feed gets the record.
 func TestCancelledDuringPut(t *testing.T) {
 	b := setup(t)
-	s := newSink()
-	s.setHook(func(ctx context.Context, _ []freshen.Change) error { <-ctx.Done(); return ctx.Err() })
+	s := feedtest.NewSink("kafka")
+	s.SetHook(func(ctx context.Context, _ []freshen.Change) error { <-ctx.Done(); return ctx.Err() })
 	r := b.start(t, s)
 	off := b.produce(t, 2, event("docs", "c.md", "s3:ObjectCreated:Put", "1"))
-	<-s.entered
+	<-s.Entered
 	start := time.Now()
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -280,9 +255,9 @@ func TestCancelledDuringPut(t *testing.T) {
 	if _, ok := b.committed(t)[2]; ok {
 		t.Fatal("committed although Put was cancelled")
 	}
-	s.setHook(nil)
+	s.SetHook(nil)
 	b.start(t, s)
-	eventually(t, "the record Put by the next feed", func() bool { return s.count("c.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "the record Put by the next feed", func() bool { return s.Count("c.md", freshen.ChangeUpsert) == 1 })
 	b.waitCommitted(t, map[int32]int64{2: off})
 }
 
@@ -291,11 +266,11 @@ func TestCancelledDuringPut(t *testing.T) {
 // each is queued once and committed.
 func TestPutFailureRetried(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	var failing atomic.Bool
 	failing.Store(true)
 	var failures atomic.Int32
-	s.setHook(func(_ context.Context, changes []freshen.Change) error {
+	s.SetHook(func(_ context.Context, changes []freshen.Change) error {
 		if failing.Load() {
 			failures.Add(1)
 			return errors.New("ledger is down")
@@ -307,13 +282,13 @@ func TestPutFailureRetried(t *testing.T) {
 		last[p] = b.produce(t, p, event("docs", "f.md", "s3:ObjectCreated:Put", "1"))
 	}
 	b.start(t, s)
-	eventually(t, "three failed attempts", func() bool { return failures.Load() >= 3 })
+	feedtest.Eventually(t, "three failed attempts", func() bool { return failures.Load() >= 3 })
 	if c := b.committed(t); len(c) != 0 {
 		t.Fatalf("committed %v although every Put failed", c)
 	}
 	failing.Store(false)
 	b.waitCommitted(t, last)
-	if n := s.count("f.md", freshen.ChangeUpsert); n != partitions {
+	if n := s.Count("f.md", freshen.ChangeUpsert); n != partitions {
 		t.Errorf("f.md queued %d times after recovery: want once per partition (%d)", n, partitions)
 	}
 }
@@ -323,10 +298,10 @@ func TestPutFailureRetried(t *testing.T) {
 // the other takes over its partitions from the committed offsets.
 func TestTwoConsumersSplitPartitions(t *testing.T) {
 	b := setup(t)
-	s1, s2 := newSink(), newSink()
+	s1, s2 := feedtest.NewSink("kafka"), feedtest.NewSink("kafka")
 	r1 := b.start(t, s1)
 	b.start(t, s2)
-	eventually(t, "a stable group of two", func() bool { st, n := b.members(t); return st == "Stable" && n == 2 })
+	feedtest.Eventually(t, "a stable group of two", func() bool { st, n := b.members(t); return st == "Stable" && n == 2 })
 	const perPartition = 10
 	var keys []string
 	last := map[int32]int64{}
@@ -338,9 +313,9 @@ func TestTwoConsumersSplitPartitions(t *testing.T) {
 		}
 	}
 	b.waitCommitted(t, last)
-	by := func(s *sink) map[byte]bool { // partitions (as key letters) a sink saw
+	by := func(s *feedtest.Sink) map[byte]bool { // partitions (as key letters) a sink saw
 		out := map[byte]bool{}
-		for _, c := range s.changes() {
+		for _, c := range s.Changes() {
 			out[c.Key[2]] = true
 		}
 		return out
@@ -350,12 +325,12 @@ func TestTwoConsumersSplitPartitions(t *testing.T) {
 		t.Errorf("partitions seen: first %v, second %v: want a split of all %d", p1, p2, partitions)
 	}
 	for _, k := range keys {
-		if n := s1.count(k, freshen.ChangeUpsert) + s2.count(k, freshen.ChangeUpsert); n != 1 {
+		if n := s1.Count(k, freshen.ChangeUpsert) + s2.Count(k, freshen.ChangeUpsert); n != 1 {
 			t.Errorf("%s delivered %d times", k, n)
 		}
 	}
 
-	if err := r1.stop(); err != nil {
+	if err := r1.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	for p := range int32(partitions) {
@@ -363,11 +338,11 @@ func TestTwoConsumersSplitPartitions(t *testing.T) {
 	}
 	for p := range int32(partitions) {
 		k := "after-" + string(rune('a'+p)) + ".md"
-		eventually(t, k+" delivered to the remaining feed", func() bool { return s2.count(k, freshen.ChangeUpsert) == 1 })
+		feedtest.Eventually(t, k+" delivered to the remaining feed", func() bool { return s2.Count(k, freshen.ChangeUpsert) == 1 })
 	}
 	b.waitCommitted(t, last)
 	for _, k := range keys {
-		if n := s1.count(k, freshen.ChangeUpsert) + s2.count(k, freshen.ChangeUpsert); n != 1 {
+		if n := s1.Count(k, freshen.ChangeUpsert) + s2.Count(k, freshen.ChangeUpsert); n != 1 {
 			t.Errorf("%s delivered %d times after the takeover: want no redelivery of committed records", k, n)
 		}
 	}
@@ -378,26 +353,18 @@ func TestTwoConsumersSplitPartitions(t *testing.T) {
 // group, commits, and consumes what is produced after the restart.
 func TestBrokerRestart(t *testing.T) {
 	b := setup(t)
-	s := newSink()
-	gate := make(chan struct{})
-	s.setHook(func(ctx context.Context, _ []freshen.Change) error {
-		select {
-		case <-gate:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	s := feedtest.NewSink("kafka")
+	release := s.Hold()
 	b.start(t, s)
 	last := map[int32]int64{}
 	last[0] = b.produce(t, 0, event("docs", "before-1.md", "s3:ObjectCreated:Put", "1"))
-	<-s.entered
+	<-s.Entered
 	last[1] = b.produce(t, 1, event("docs", "before-2.md", "s3:ObjectCreated:Put", "2"))
 	b.k.Restart(t)
-	close(gate)
+	release()
 	last[2] = b.produce(t, 2, event("docs", "after-1.md", "s3:ObjectCreated:Put", "3"))
 	for _, k := range []string{"before-1.md", "before-2.md", "after-1.md"} {
-		eventually(t, k+" queued", func() bool { return s.count(k, freshen.ChangeUpsert) >= 1 })
+		feedtest.Eventually(t, k+" queued", func() bool { return s.Count(k, freshen.ChangeUpsert) >= 1 })
 	}
 	b.waitCommitted(t, last)
 }
@@ -407,12 +374,12 @@ func TestBrokerRestart(t *testing.T) {
 func TestFirstConnectRetries(t *testing.T) {
 	b := setup(t)
 	b.k.Stop()
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	b.start(t, s)
 	time.Sleep(200 * time.Millisecond) // let it fail to connect a few times
 	b.k.Restart(t)
 	off := b.produce(t, 3, event("docs", "late.md", "s3:ObjectCreated:Put", "1"))
-	eventually(t, "late.md queued", func() bool { return s.count("late.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "late.md queued", func() bool { return s.Count("late.md", freshen.ChangeUpsert) == 1 })
 	b.waitCommitted(t, map[int32]int64{3: off})
 }
 
@@ -422,11 +389,11 @@ func TestTopicCreatedLater(t *testing.T) {
 	k := testenv.StartKafka(t)
 	b := &bundle{t: t, k: k, cfg: Config{Brokers: k.Brokers(), Topic: "later", Group: "freshen-later"}, cl: k.Client(t)}
 	t.Cleanup(b.cl.Close)
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	b.start(t, s)
 	k.CreateTopic(t, "later", partitions)
 	off := b.produce(t, 1, event("docs", "later.md", "s3:ObjectCreated:Put", "1"))
-	eventually(t, "later.md queued", func() bool { return s.count("later.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "later.md queued", func() bool { return s.Count("later.md", freshen.ChangeUpsert) == 1 })
 	b.waitCommitted(t, map[int32]int64{1: off})
 }
 
@@ -455,14 +422,14 @@ func TestCommitFailureRetried(t *testing.T) {
 		}
 		return resp, nil, true
 	})
-	s := newSink()
+	s := feedtest.NewSink("kafka")
 	b.start(t, s)
 	off := b.produce(t, 0, event("docs", "once.md", "s3:ObjectCreated:Put", "1"))
 	b.waitCommitted(t, map[int32]int64{0: off})
 	if refused.Load() != 1 {
 		t.Fatalf("%d commits refused: want the first", refused.Load())
 	}
-	if attempts, _, _ := s.stats(); attempts != 1 {
+	if attempts, _, _ := s.Stats(); attempts != 1 {
 		t.Errorf("%d Puts: want 1", attempts)
 	}
 }

@@ -4,13 +4,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/freshen-io/freshen/feed/feedtest"
 )
 
 func TestValidate(t *testing.T) {
 	ok := Config{URL: "nats://127.0.0.1:4222", Stream: "S3", Subject: "s3.events"}
-	for _, tc := range []struct {
-		edit func(*Config)
-		want string // "" means valid
+	feedtest.CheckValidate(t, ok, []struct {
+		Edit func(*Config)
+		Want string // "" means valid
 	}{
 		{func(*Config) {}, ""},
 		{func(c *Config) { c.URL = "tls://a.example:4222, nats://user:pw@b.example:4222,nats://c.example" }, ""},
@@ -36,17 +38,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Subject = "s3.ev*" }, "whole tokens"},
 		{func(c *Config) { c.MaxInFlight = -1 }, "max-in-flight"},
 		{func(c *Config) { c.AckWait = time.Millisecond }, "ack-wait"},
-	} {
-		c := ok
-		tc.edit(&c)
-		err := c.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", c, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: error %v, want one mentioning %q", c, err, tc.want)
-		}
-	}
+	})
 }
 
 func TestNewDefaultsAndRedaction(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freshen-io/freshen"
-	"github.com/freshen-io/freshen/feed/s3event"
+	"github.com/freshen-io/freshen/feed/internal/consume"
 )
 
 const origin = "nats"
@@ -25,9 +25,6 @@ const origin = "nats"
 const (
 	minBackoff = 250 * time.Millisecond
 	maxBackoff = 10 * time.Second
-	// logEvery bounds repeated warnings of one kind: a broken ledger or a
-	// stream of garbage fails every message alike.
-	logEvery = 10 * time.Second
 )
 
 // Feed consumes S3 event notifications from a JetStream durable pull
@@ -40,7 +37,7 @@ type Feed struct {
 	fetchWait time.Duration
 	started   atomic.Bool
 
-	warnMalformed, warnPut, warnFetch throttle
+	warnMalformed, warnPut, warnFetch consume.Throttle
 
 	// afterPut, set by tests, runs after a successful Put and before the
 	// acks; true makes Run return at once without acking, as a process
@@ -152,12 +149,7 @@ func (r *run) setCancel(c context.CancelFunc) {
 func (r *run) loop(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream) error {
 	var cons jetstream.Consumer
 	ready := false
-	delay := minBackoff
-	backoff := func() bool {
-		ok := sleep(ctx, delay)
-		delay = min(2*delay, maxBackoff)
-		return ok
-	}
+	backoff := consume.Backoff{Min: minBackoff, Max: maxBackoff}
 	for ctx.Err() == nil {
 		if nc.IsClosed() {
 			return fmt.Errorf("nats: connection closed: %v", nc.LastError())
@@ -171,11 +163,11 @@ func (r *run) loop(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream)
 				if !ready && permanent(err) {
 					return err
 				}
-				if r.warnFetch.ok() {
+				if r.warnFetch.OK() {
 					r.log.Warn("cannot set up the JetStream consumer; retrying", "err", err, "url", redact(r.cfg.URL))
 				}
 				cons = nil
-				if !backoff() {
+				if !backoff.Sleep(ctx) {
 					break
 				}
 				continue
@@ -190,16 +182,16 @@ func (r *run) loop(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream)
 			return nil
 		}
 		if err != nil && ctx.Err() == nil {
-			if r.warnFetch.ok() {
+			if r.warnFetch.OK() {
 				r.log.Warn("fetching from JetStream failed; retrying", "err", err)
 			}
 			r.resetup.Store(true)
-			if !backoff() {
+			if !backoff.Sleep(ctx) {
 				break
 			}
 			continue
 		}
-		delay = minBackoff
+		backoff.Reset()
 	}
 	return nil
 }
@@ -326,28 +318,15 @@ func (r *run) handle(ctx context.Context, group []jetstream.Msg) (crashed bool) 
 	var changes []freshen.Change
 	var held []jetstream.Msg
 	for _, m := range group {
-		res, err := s3event.Parse(m.Data(), origin, now)
-		switch {
-		case err != nil:
-			r.sink.Drop(origin, "malformed", 1)
-			if r.warnMalformed.ok() {
-				r.log.Warn("malformed event; acknowledged and dropped", "err", err, "subject", m.Subject(), "bytes", len(m.Data()))
-			}
-			r.ack(m)
-			continue
-		case res.Test:
-			r.sink.Drop(origin, "test", 1)
+		cs, err := consume.Changes(r.sink, origin, m.Data(), now, nil)
+		if err != nil && r.warnMalformed.OK() {
+			r.log.Warn("malformed event; acknowledged and dropped", "err", err, "subject", m.Subject(), "bytes", len(m.Data()))
+		}
+		if len(cs) == 0 {
 			r.ack(m)
 			continue
 		}
-		if res.Skipped > 0 {
-			r.sink.Drop(origin, "kind", res.Skipped)
-		}
-		if len(res.Changes) == 0 {
-			r.ack(m)
-			continue
-		}
-		changes = append(changes, res.Changes...)
+		changes = append(changes, cs...)
 		held = append(held, m)
 	}
 	if len(held) == 0 {
@@ -363,7 +342,7 @@ func (r *run) handle(ctx context.Context, group []jetstream.Msg) (crashed bool) 
 			nakAll(held, func(jetstream.Msg) time.Duration { return 0 })
 			return false
 		}
-		if r.warnPut.ok() {
+		if r.warnPut.OK() {
 			r.log.Error("could not queue events; they will be delivered again", "err", err, "messages", len(held))
 		}
 		nakAll(held, r.retryDelay)
@@ -428,23 +407,4 @@ func nakAll(msgs []jetstream.Msg, delay func(jetstream.Msg) time.Duration) {
 			m.Nak()
 		}
 	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// throttle lets a repeated log line through once per logEvery.
-type throttle struct{ last atomic.Int64 }
-
-func (t *throttle) ok() bool {
-	now, last := time.Now().UnixNano(), t.last.Load()
-	return now-last >= int64(logEvery) && t.last.CompareAndSwap(last, now)
 }

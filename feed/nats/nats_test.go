@@ -16,6 +16,7 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/feed/feedtest"
+	"github.com/freshen-io/freshen/feed/internal/consume"
 	"github.com/freshen-io/freshen/internal/testenv"
 )
 
@@ -79,7 +80,7 @@ func (b *bundle) tracker(t *testing.T) func(context.Context, []byte) *feedtest.D
 					settle(true)
 					return
 				}
-				sleep(ctx, 10*time.Millisecond)
+				consume.Sleep(ctx, 10*time.Millisecond)
 			}
 		}()
 		return d
@@ -90,33 +91,13 @@ func (b *bundle) tracker(t *testing.T) func(context.Context, []byte) *feedtest.D
 // arrive exactly as written (versitygw does not URL-encode them).
 func TestVersityGWEvents(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("nats")
 	b.start(t, s)
 	gw := testenv.StartVersityGW(t, testenv.GWOptions{NATSURL: b.srv.URL(), NATSTopic: b.cfg.Subject})
-	c := gw.CreateBucket(t, "docs")
-	keys := []string{"plain.md", "dir/with space.md", "a+b c.md", "ünïcødé/文档 ü.md", "50%off.md", "100%25.md"}
-	for _, k := range keys {
-		testenv.Put(t, c, "docs", k, "text/markdown", []byte("v1 "+k))
-	}
-	for _, k := range keys {
-		testenv.Put(t, c, "docs", k, "text/markdown", []byte("v2, longer "+k))
-	}
-	for _, k := range keys {
-		testenv.Delete(t, c, "docs", k)
-	}
-	for _, k := range keys {
-		eventually(t, "PUT, overwrite and DELETE of "+k, func() bool {
-			return s.count(k, freshen.ChangeUpsert) >= 2 && s.count(k, freshen.ChangeDelete) >= 1
-		})
-	}
-	for _, ch := range s.changes() {
-		if ch.Bucket != "docs" || ch.Origin != "nats" {
-			t.Errorf("change %+v: want bucket docs, origin nats", ch)
-		}
-	}
+	feedtest.VersityGWEvents(t, gw, s, "nats")
 	b.waitAllAcked(t)
-	if _, received, drops := s.stats(); received < 3*len(keys) || drops["test"] != 1 {
-		t.Errorf("received %d, drops %v: want ≥ %d received and versitygw's test event dropped", received, drops, 3*len(keys))
+	if _, received, drops := s.Stats(); received < 3*len(feedtest.VersityGWKeys) || drops["test"] != 1 {
+		t.Errorf("received %d, drops %v: want ≥ %d received and versitygw's test event dropped", received, drops, 3*len(feedtest.VersityGWKeys))
 	}
 }
 
@@ -125,7 +106,7 @@ func TestVersityGWEvents(t *testing.T) {
 // test events are acked, not redelivered forever.
 func TestDuplicatesReorderedMalformed(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("nats")
 	b.start(t, s)
 	bodies := [][]byte{
 		event("docs", "r.md", "s3:ObjectCreated:Put", "0000000002"),
@@ -145,19 +126,13 @@ func TestDuplicatesReorderedMalformed(t *testing.T) {
 	if info.AckFloor.Stream != last || info.NumRedelivered != 0 {
 		t.Errorf("ack floor %d (want %d), %d redelivered (want 0)", info.AckFloor.Stream, last, info.NumRedelivered)
 	}
-	var seqs []string
-	for _, c := range s.changes() {
-		if c.Key == "r.md" {
-			seqs = append(seqs, c.Sequencer)
-		}
-	}
-	if !slices.Equal(seqs, []string{"0000000002", "0000000001"}) {
+	if seqs := s.Sequencers("r.md"); !slices.Equal(seqs, []string{"0000000002", "0000000001"}) {
 		t.Errorf("r.md sequencers %v: want both events, in delivery order", seqs)
 	}
-	if n := s.count("d.md", freshen.ChangeUpsert); n != 2 {
+	if n := s.Count("d.md", freshen.ChangeUpsert); n != 2 {
 		t.Errorf("d.md put %d times: want both duplicates", n)
 	}
-	_, received, drops := s.stats()
+	_, received, drops := s.Stats()
 	if received != len(bodies) || drops["malformed"] != 2 || drops["test"] != 1 || drops["kind"] != 1 {
 		t.Errorf("received %d (want %d), drops %v (want malformed 2, test 1, kind 1)", received, len(bodies), drops)
 	}
@@ -168,20 +143,20 @@ func TestDuplicatesReorderedMalformed(t *testing.T) {
 // again and Puts it again, which is harmless.
 func TestKilledBetweenPutAndAck(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("nats")
 	r := b.start(t, s, func(f *Feed) { f.afterPut = func() bool { return true } })
 	seq := b.publish(t, event("docs", "killed.md", "s3:ObjectCreated:Put", "1"))
-	if err := r.wait(); err != nil {
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.count("killed.md", freshen.ChangeUpsert); n != 1 {
+	if n := s.Count("killed.md", freshen.ChangeUpsert); n != 1 {
 		t.Fatalf("put %d times before the kill", n)
 	}
 	if info := b.info(t); info.NumAckPending != 1 || info.AckFloor.Stream >= seq {
 		t.Fatalf("after the kill: %d ack pending, ack floor %d; want the message unacked", info.NumAckPending, info.AckFloor.Stream)
 	}
 	b.start(t, s) // redelivered once AckWait (1s) expires
-	eventually(t, "redelivery to the restarted feed", func() bool { return s.count("killed.md", freshen.ChangeUpsert) == 2 })
+	feedtest.Eventually(t, "redelivery to the restarted feed", func() bool { return s.Count("killed.md", freshen.ChangeUpsert) == 2 })
 	b.waitAllAcked(t)
 }
 
@@ -191,17 +166,17 @@ func TestKilledBetweenPutAndAck(t *testing.T) {
 func TestCancelledDuringPut(t *testing.T) {
 	b := setup(t)
 	b.cfg.AckWait = time.Minute // a redelivery within the test proves the Nak
-	s := newSink()
-	s.setHook(func(ctx context.Context, _ []freshen.Change) error { <-ctx.Done(); return ctx.Err() })
+	s := feedtest.NewSink("nats")
+	s.SetHook(func(ctx context.Context, _ []freshen.Change) error { <-ctx.Done(); return ctx.Err() })
 	r := b.start(t, s)
 	b.publish(t, event("docs", "c.md", "s3:ObjectCreated:Put", "1"))
-	<-s.entered
-	if err := r.stop(); err != nil {
+	<-s.Entered
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	s.setHook(nil)
+	s.SetHook(nil)
 	b.start(t, s)
-	eventually(t, "the message Put by the next feed", func() bool { return s.count("c.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "the message Put by the next feed", func() bool { return s.Count("c.md", freshen.ChangeUpsert) == 1 })
 	b.waitAllAcked(t)
 }
 
@@ -209,10 +184,10 @@ func TestCancelledDuringPut(t *testing.T) {
 // message comes back (after a Nak delay); once Put works it is acked.
 func TestPutFailureRedelivers(t *testing.T) {
 	b := setup(t)
-	s := newSink()
+	s := feedtest.NewSink("nats")
 	var failing atomic.Bool
 	failing.Store(true)
-	s.setHook(func(context.Context, []freshen.Change) error {
+	s.SetHook(func(context.Context, []freshen.Change) error {
 		if failing.Load() {
 			return errors.New("ledger is down")
 		}
@@ -220,12 +195,12 @@ func TestPutFailureRedelivers(t *testing.T) {
 	})
 	b.start(t, s)
 	seq := b.publish(t, event("docs", "f.md", "s3:ObjectCreated:Put", "1"))
-	eventually(t, "a second attempt", func() bool { n, _, _ := s.stats(); return n >= 2 })
+	feedtest.Eventually(t, "a second attempt", func() bool { n, _, _ := s.Stats(); return n >= 2 })
 	if info := b.info(t); info.AckFloor.Stream >= seq {
 		t.Fatalf("acked although every Put failed (ack floor %d)", info.AckFloor.Stream)
 	}
 	failing.Store(false)
-	eventually(t, "the change queued", func() bool { return s.count("f.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "the change queued", func() bool { return s.Count("f.md", freshen.ChangeUpsert) == 1 })
 	b.waitAllAcked(t)
 }
 
@@ -234,26 +209,18 @@ func TestPutFailureRedelivers(t *testing.T) {
 // loses neither, and consumes what is published after the restart.
 func TestServerRestart(t *testing.T) {
 	b := setup(t)
-	s := newSink()
-	gate := make(chan struct{})
-	s.setHook(func(ctx context.Context, _ []freshen.Change) error {
-		select {
-		case <-gate:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	s := feedtest.NewSink("nats")
+	release := s.Hold()
 	b.start(t, s)
 	b.publish(t, event("docs", "before-1.md", "s3:ObjectCreated:Put", "1"))
-	<-s.entered
+	<-s.Entered
 	b.publish(t, event("docs", "before-2.md", "s3:ObjectCreated:Put", "2"))
-	eventually(t, "both delivered, neither acked", func() bool { return b.info(t).NumAckPending == 2 })
+	feedtest.Eventually(t, "both delivered, neither acked", func() bool { return b.info(t).NumAckPending == 2 })
 	b.srv.Restart(t)
-	close(gate)
+	release()
 	b.publish(t, event("docs", "after-1.md", "s3:ObjectCreated:Put", "3"))
 	for _, k := range []string{"before-1.md", "before-2.md", "after-1.md"} {
-		eventually(t, k+" queued", func() bool { return s.count(k, freshen.ChangeUpsert) >= 1 })
+		feedtest.Eventually(t, k+" queued", func() bool { return s.Count(k, freshen.ChangeUpsert) >= 1 })
 	}
 	b.waitAllAcked(t)
 }
@@ -263,7 +230,7 @@ func TestServerRestart(t *testing.T) {
 func TestFirstConnectRetries(t *testing.T) {
 	b := setup(t)
 	b.srv.Stop()
-	s := newSink()
+	s := feedtest.NewSink("nats")
 	f, err := New(b.cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +247,7 @@ func TestFirstConnectRetries(t *testing.T) {
 	b.srv.Restart(t)
 	b.waitConsumer(t)
 	b.publish(t, event("docs", "late.md", "s3:ObjectCreated:Put", "1"))
-	eventually(t, "late.md queued", func() bool { return s.count("late.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "late.md queued", func() bool { return s.Count("late.md", freshen.ChangeUpsert) == 1 })
 }
 
 // TestExistingStream: an operator's stream is used as it is, and a
@@ -291,10 +258,10 @@ func TestExistingStream(t *testing.T) {
 	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: "S3", Subjects: []string{"s3.>"}, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
-	s := newSink()
+	s := feedtest.NewSink("nats")
 	b.start(t, s)
 	b.publish(t, event("docs", "ops.md", "s3:ObjectCreated:Put", "1"))
-	eventually(t, "ops.md queued", func() bool { return s.count("ops.md", freshen.ChangeUpsert) == 1 })
+	feedtest.Eventually(t, "ops.md queued", func() bool { return s.Count("ops.md", freshen.ChangeUpsert) == 1 })
 	st, err := b.js.Stream(ctx, "S3")
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +278,7 @@ func TestExistingStream(t *testing.T) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := f.Run(rctx, newSink()); err == nil || rctx.Err() != nil {
+	if err := f.Run(rctx, feedtest.NewSink("nats")); err == nil || rctx.Err() != nil {
 		t.Fatalf("Run = %v, want a prompt error for a subject the stream does not capture", err)
 	} else {
 		t.Log(err)
@@ -323,12 +290,12 @@ func TestExistingStream(t *testing.T) {
 func TestSlowPutKeptAlive(t *testing.T) {
 	b := setup(t)
 	b.cfg.AckWait = 300 * time.Millisecond
-	s := newSink()
-	s.setHook(func(context.Context, []freshen.Change) error { time.Sleep(time.Second); return nil })
+	s := feedtest.NewSink("nats")
+	s.SetHook(func(context.Context, []freshen.Change) error { time.Sleep(time.Second); return nil })
 	b.start(t, s)
 	b.publish(t, event("docs", "slow.md", "s3:ObjectCreated:Put", "1"))
 	info := b.waitAllAcked(t)
-	if attempts, _, _ := s.stats(); attempts != 1 || info.Delivered.Consumer != 1 {
+	if attempts, _, _ := s.Stats(); attempts != 1 || info.Delivered.Consumer != 1 {
 		t.Errorf("%d Puts, %d deliveries: want 1 of each", attempts, info.Delivered.Consumer)
 	}
 }

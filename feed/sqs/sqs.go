@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,7 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/freshen-io/freshen"
-	"github.com/freshen-io/freshen/feed/s3event"
+	"github.com/freshen-io/freshen/feed/internal/consume"
 	"github.com/freshen-io/freshen/feed/sns"
 )
 
@@ -141,8 +140,9 @@ type Feed struct {
 	// noBatchVisibility is set once ChangeMessageVisibilityBatch was
 	// refused (goaws and some other SQS-compatible services lack it).
 	noBatchVisibility atomic.Bool
-	// lastPutErr is when a queueing failure was last logged (unix nanos).
-	lastPutErr atomic.Int64
+	// warnPut keeps a failing sink from logging every batch: a full disk
+	// fails every batch alike.
+	warnPut consume.Throttle
 }
 
 var _ freshen.Feed = (*Feed)(nil)
@@ -235,8 +235,8 @@ func (f *Feed) Run(ctx context.Context, sink freshen.Sink) error {
 
 // receive is one receiver loop; it returns nil when ctx is done.
 func (f *Feed) receive(ctx context.Context, sink freshen.Sink) error {
-	recvBackoff := backoff{min: 200 * time.Millisecond, max: 10 * time.Second}
-	putBackoff := backoff{min: 500 * time.Millisecond, max: 10 * time.Second}
+	recvBackoff := consume.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second, Jitter: true}
+	putBackoff := consume.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second, Jitter: true}
 	failures := 0
 	for ctx.Err() == nil {
 		msgs, err := f.receiveBatch(ctx)
@@ -252,7 +252,7 @@ func (f *Feed) receive(ctx context.Context, sink freshen.Sink) error {
 			if failures == 1 || failures%10 == 0 {
 				f.log.Warn("could not receive messages; retrying", "failures", failures, "err", err)
 			}
-			if !sleep(ctx, recvBackoff.next()) {
+			if !recvBackoff.Sleep(ctx) {
 				return nil
 			}
 			continue
@@ -260,14 +260,14 @@ func (f *Feed) receive(ctx context.Context, sink freshen.Sink) error {
 		if failures > 0 {
 			f.log.Info("receiving messages again", "after_failures", failures)
 			failures = 0
-			recvBackoff.reset()
+			recvBackoff.Reset()
 		}
 		if len(msgs) == 0 {
 			continue
 		}
 		if f.handle(ctx, sink, msgs) {
-			putBackoff.reset()
-		} else if !sleep(ctx, putBackoff.next()) {
+			putBackoff.Reset()
+		} else if !putBackoff.Sleep(ctx) {
 			// The sink is failing: receiving more now would fail too.
 			return nil
 		}
@@ -307,25 +307,15 @@ func (f *Feed) handle(ctx context.Context, sink freshen.Sink, msgs []types.Messa
 	now := time.Now()
 	for _, m := range msgs {
 		body := []byte(aws.ToString(m.Body))
-		res, err := s3event.Parse(body, origin, now)
-		switch {
-		case err != nil:
-			sink.Drop(origin, "malformed", 1)
+		changes, err := consume.Changes(sink, origin, body, now, f.testReason)
+		if err != nil {
 			f.log.Warn("deleted a message that is not an S3 event notification; a dead-letter queue will not see it",
 				"message_id", aws.ToString(m.MessageId), "bytes", len(body), "err", err)
+		}
+		if len(changes) == 0 {
 			done = append(done, m)
-		case res.Test:
-			sink.Drop(origin, f.testReason(body), 1)
-			done = append(done, m)
-		default:
-			if res.Skipped > 0 {
-				sink.Drop(origin, "kind", res.Skipped)
-			}
-			if len(res.Changes) == 0 {
-				done = append(done, m)
-			} else {
-				work = append(work, pending{msg: m, changes: res.Changes})
-			}
+		} else {
+			work = append(work, pending{msg: m, changes: changes})
 		}
 	}
 	put, failed := f.put(ctx, sink, work)
@@ -403,9 +393,7 @@ func (f *Feed) putFailed(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	// Once per 10s at most: a full disk fails every batch alike.
-	if now := time.Now().UnixNano(); now-f.lastPutErr.Load() > int64(10*time.Second) {
-		f.lastPutErr.Store(now)
+	if f.warnPut.OK() {
 		f.log.Error("could not queue changes; their messages stay on the queue and come back", "retry_delay", f.cfg.RetryDelay, "err", err)
 	}
 }
@@ -505,7 +493,7 @@ func (f *Feed) delete(ctx context.Context, msgs []types.Message) {
 	for i, m := range msgs {
 		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
 	}
-	bo := backoff{min: 100 * time.Millisecond, max: time.Second}
+	bo := consume.Backoff{Min: 100 * time.Millisecond, Max: time.Second, Jitter: true}
 	for {
 		out, err := f.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(f.cfg.QueueURL), Entries: entries})
 		if err == nil {
@@ -515,7 +503,7 @@ func (f *Feed) delete(ctx context.Context, msgs []types.Message) {
 			}
 			return
 		}
-		if isPermanent(err) || !sleep(ctx, bo.next()) {
+		if isPermanent(err) || !bo.Sleep(ctx) {
 			f.log.Warn("could not delete messages whose changes are queued; they will be delivered again (harmless)", "messages", len(msgs), "err", err)
 			return
 		}
@@ -612,32 +600,4 @@ func urlOfARN(arn string) string {
 		domain = "amazonaws.com.cn"
 	}
 	return "https://sqs." + p[3] + "." + domain + "/" + p[4] + "/" + p[5]
-}
-
-// backoff is exponential with jitter, between min and max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits d; it reports false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

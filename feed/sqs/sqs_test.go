@@ -26,71 +26,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// sink records what the feed hands it. hook, when set, runs first in
-// Put; its error fails the Put.
-type sink struct {
-	mu       sync.Mutex
-	puts     [][]freshen.Change
-	received int
-	drops    map[string]int
-	hook     func(ctx context.Context, changes []freshen.Change) error
-}
-
-func newSink() *sink { return &sink{drops: map[string]int{}} }
-
-func (s *sink) Put(ctx context.Context, origin string, changes []freshen.Change) error {
-	s.mu.Lock()
-	hook := s.hook
-	s.mu.Unlock()
-	if hook != nil {
-		if err := hook(ctx, changes); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.puts = append(s.puts, slices.Clone(changes))
-	return nil
-}
-
-func (s *sink) Received(origin string, n int) { s.mu.Lock(); s.received += n; s.mu.Unlock() }
-
-func (s *sink) Drop(origin, reason string, n int) { s.mu.Lock(); s.drops[reason] += n; s.mu.Unlock() }
-
-func (s *sink) setHook(h func(ctx context.Context, changes []freshen.Change) error) {
-	s.mu.Lock()
-	s.hook = h
-	s.mu.Unlock()
-}
-
-// changes returns every change put so far.
-func (s *sink) changes() []freshen.Change {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []freshen.Change
-	for _, p := range s.puts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-// putsOf counts the changes put for key.
-func (s *sink) putsOf(key string) int {
-	n := 0
-	for _, c := range s.changes() {
-		if c.Key == key {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *sink) dropped(reason string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.drops[reason]
-}
-
 // transport sits between the feed and goaws: it counts calls, can cut
 // the connection (a consumer that vanished) and can answer instead of
 // the server (errors goaws never gives).
@@ -325,7 +260,7 @@ func eventBridge(detailType, bucket, key, sequencer string) string {
 func TestFormats(t *testing.T) {
 	b := setup(t)
 	f, _ := b.feed(t, b.cfg, nil)
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	run(t, f, s)
 	names := []string{"a b.md", "c+d.md", "ünï cödé.md", "50% off.md", "100%25.md", "plain.md"}
 	type want struct {
@@ -358,7 +293,7 @@ func TestFormats(t *testing.T) {
 		}
 	}
 	eventually(t, 15*time.Second, func() bool { return b.sqs.Len(t, b.queue) == 0 }, "%d messages left on the queue", b.sqs.Len(t, b.queue))
-	got := s.changes()
+	got := s.Changes()
 	for _, w := range wants {
 		found := slices.ContainsFunc(got, func(c freshen.Change) bool {
 			return c.Bucket == "docs" && c.Key == w.key && c.Kind == w.kind && c.Origin == "sqs" && c.Sequencer == "0055AED6DCD90281E5" && c.ETag != ""
@@ -367,9 +302,7 @@ func TestFormats(t *testing.T) {
 			t.Errorf("no %v change for %q among %d changes", w.kind, w.key, len(got))
 		}
 	}
-	s.mu.Lock()
-	received := s.received
-	s.mu.Unlock()
+	_, received, _ := s.Stats()
 	if received != len(wants) {
 		t.Errorf("received %d, want %d", received, len(wants))
 	}
@@ -381,15 +314,15 @@ func TestFormats(t *testing.T) {
 func TestDuplicatesAndReordering(t *testing.T) {
 	b := setup(t)
 	f, _ := b.feed(t, b.cfg, nil)
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	run(t, f, s)
 	// The delete happened after the put (higher sequencer) but arrives first.
 	b.sqs.Send(t, b.queue, s3Event("ObjectRemoved:Delete", "docs", "k.md", "0055AED6DCD90281F0"))
 	b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "k.md", "0055AED6DCD90281E5"))
 	b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "k.md", "0055AED6DCD90281E5"))
-	eventually(t, 10*time.Second, func() bool { return s.putsOf("k.md") == 3 }, "%d changes for k.md, want 3", s.putsOf("k.md"))
+	eventually(t, 10*time.Second, func() bool { return s.PutsOf("k.md") == 3 }, "%d changes for k.md, want 3", s.PutsOf("k.md"))
 	var got []string
-	for _, c := range s.changes() {
+	for _, c := range s.Changes() {
 		got = append(got, fmt.Sprintf("%v@%s", c.Kind, c.Sequencer))
 	}
 	slices.Sort(got)
@@ -410,7 +343,7 @@ func TestDuplicatesAndReordering(t *testing.T) {
 func TestDroppedMessagesAreDeleted(t *testing.T) {
 	b := setup(t)
 	f, _ := b.feed(t, b.cfg, nil)
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	run(t, f, s)
 	malformed := []string{`{"Records":[`, `{"not":"an event"}`, `plain text`, `{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":""}}}]}`}
 	var ids []string
@@ -427,12 +360,13 @@ func TestDroppedMessagesAreDeleted(t *testing.T) {
 			t.Errorf("message %s still on the queue: %+v", id, m)
 		}
 	}
+	_, _, drops := s.Stats()
 	for reason, n := range map[string]int{"malformed": len(malformed), "test": 1, "subscription": 1, "kind": 1} {
-		if got := s.dropped(reason); got != n {
+		if got := drops[reason]; got != n {
 			t.Errorf("dropped %q = %d, want %d", reason, got, n)
 		}
 	}
-	if got := s.changes(); len(got) != 1 || got[0].Key != "good.md" {
+	if got := s.Changes(); len(got) != 1 || got[0].Key != "good.md" {
 		t.Fatalf("changes %+v, want good.md alone", got)
 	}
 }
@@ -443,14 +377,14 @@ func TestDroppedMessagesAreDeleted(t *testing.T) {
 func TestKilledBetweenPutAndDelete(t *testing.T) {
 	b := setup(t)
 	first, tr := b.feed(t, b.cfg, nil)
-	s1 := newSink()
+	s1 := feedtest.NewSink("sqs")
 	stopFirst, _ := run(t, first, s1)
-	s1.setHook(func(context.Context, []freshen.Change) error {
+	s1.SetHook(func(context.Context, []freshen.Change) error {
 		tr.cut.Store(true) // the process dies: nothing it sends arrives
 		return nil
 	})
 	id := b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "killed.md", "0055AED6DCD90281E5"))
-	eventually(t, 10*time.Second, func() bool { return s1.putsOf("killed.md") == 1 }, "the first consumer never queued killed.md")
+	eventually(t, 10*time.Second, func() bool { return s1.PutsOf("killed.md") == 1 }, "the first consumer never queued killed.md")
 	if err := stopFirst(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -458,9 +392,9 @@ func TestKilledBetweenPutAndDelete(t *testing.T) {
 		t.Fatal("the message was deleted although the consumer was cut off before deleting it")
 	}
 	second, _ := b.feed(t, b.cfg, nil)
-	s2 := newSink()
+	s2 := feedtest.NewSink("sqs")
 	run(t, second, s2)
-	eventually(t, 10*time.Second, func() bool { return s2.putsOf("killed.md") == 1 }, "the message was not redelivered to the second consumer")
+	eventually(t, 10*time.Second, func() bool { return s2.PutsOf("killed.md") == 1 }, "the message was not redelivered to the second consumer")
 	eventually(t, 5*time.Second, func() bool { _, ok := b.sqs.Peek(b.queue, id); return !ok }, "the second consumer did not delete the message")
 }
 
@@ -469,9 +403,9 @@ func TestKilledBetweenPutAndDelete(t *testing.T) {
 func TestFailedPutIsRedelivered(t *testing.T) {
 	b := setup(t)
 	f, _ := b.feed(t, b.cfg, nil)
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	var attempts atomic.Int64
-	s.setHook(func(context.Context, []freshen.Change) error {
+	s.SetHook(func(context.Context, []freshen.Change) error {
 		if attempts.Add(1) <= 2 {
 			return errors.New("ledger is down")
 		}
@@ -479,7 +413,7 @@ func TestFailedPutIsRedelivered(t *testing.T) {
 	})
 	run(t, f, s)
 	id := b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "retry.md", "0055AED6DCD90281E5"))
-	eventually(t, 15*time.Second, func() bool { return s.putsOf("retry.md") == 1 }, "not queued after the sink recovered (%d attempts)", attempts.Load())
+	eventually(t, 15*time.Second, func() bool { return s.PutsOf("retry.md") == 1 }, "not queued after the sink recovered (%d attempts)", attempts.Load())
 	eventually(t, 5*time.Second, func() bool { _, ok := b.sqs.Peek(b.queue, id); return !ok }, "not deleted after being queued")
 	if n := attempts.Load(); n != 3 {
 		t.Fatalf("%d Put attempts, want 3 (two failures, then success)", n)
@@ -493,8 +427,8 @@ func TestPoisonMessageDoesNotBlockTheBatch(t *testing.T) {
 	cfg := b.cfg
 	cfg.RetryDelay = 30 * time.Second // the poison stays away for the test
 	f, _ := b.feed(t, cfg, nil)
-	s := newSink()
-	s.setHook(func(_ context.Context, changes []freshen.Change) error {
+	s := feedtest.NewSink("sqs")
+	s.SetHook(func(_ context.Context, changes []freshen.Change) error {
 		if slices.ContainsFunc(changes, func(c freshen.Change) bool { return c.Key == "poison.md" }) {
 			return errors.New("rejected")
 		}
@@ -510,7 +444,7 @@ func TestPoisonMessageDoesNotBlockTheBatch(t *testing.T) {
 		t.Fatal("the rejected message was deleted")
 	}
 	for _, k := range []string{"a.md", "b.md", "c.md"} {
-		if s.putsOf(k) == 0 {
+		if s.PutsOf(k) == 0 {
 			t.Errorf("%s was not queued", k)
 		}
 	}
@@ -525,33 +459,24 @@ func TestLongPutKeepsMessagesInvisible(t *testing.T) {
 	cfg.Visibility = 2 * time.Second
 	cfg.Receivers = 2
 	f, tr := b.feed(t, cfg, nil)
-	s := newSink()
-	var entered atomic.Int64
-	gate := make(chan struct{})
-	s.setHook(func(ctx context.Context, _ []freshen.Change) error {
-		entered.Add(1)
-		select {
-		case <-gate:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	s := feedtest.NewSink("sqs")
+	release := s.Hold()
+	entered := func() int { attempts, _, _ := s.Stats(); return attempts }
 	run(t, f, s)
 	id := b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "slow.md", "0055AED6DCD90281E5"))
-	eventually(t, 10*time.Second, func() bool { return entered.Load() == 1 }, "Put never started")
+	eventually(t, 10*time.Second, func() bool { return entered() == 1 }, "Put never started")
 	// Three visibility timeouts: without extensions the second receiver
 	// would have the message by now.
 	time.Sleep(3 * cfg.Visibility)
-	if m, _ := b.sqs.Peek(b.queue, id); m.Returned != 0 || entered.Load() != 1 {
-		t.Fatalf("the message became visible again during Put (%+v, %d Puts)", m, entered.Load())
+	if m, _ := b.sqs.Peek(b.queue, id); m.Returned != 0 || entered() != 1 {
+		t.Fatalf("the message became visible again during Put (%+v, %d Puts)", m, entered())
 	}
 	if tr.count("ChangeMessageVisibility")+tr.count("ChangeMessageVisibilityBatch") == 0 {
 		t.Fatal("no visibility extension was sent")
 	}
-	close(gate)
+	release()
 	eventually(t, 5*time.Second, func() bool { _, ok := b.sqs.Peek(b.queue, id); return !ok }, "not deleted after Put returned")
-	if n := s.putsOf("slow.md"); n != 1 {
+	if n := s.PutsOf("slow.md"); n != 1 {
 		t.Fatalf("slow.md put %d times, want 1", n)
 	}
 }
@@ -563,17 +488,12 @@ func TestShutdownReleasesMessages(t *testing.T) {
 	cfg := b.cfg
 	cfg.Visibility = 60 * time.Second
 	f, _ := b.feed(t, cfg, nil)
-	s := newSink()
-	entered := make(chan struct{}, 1)
-	s.setHook(func(ctx context.Context, _ []freshen.Change) error {
-		entered <- struct{}{}
-		<-ctx.Done()
-		return ctx.Err()
-	})
+	s := feedtest.NewSink("sqs")
+	s.SetHook(func(ctx context.Context, _ []freshen.Change) error { <-ctx.Done(); return ctx.Err() })
 	stop, _ := run(t, f, s)
 	id := b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "inflight.md", "0055AED6DCD90281E5"))
 	select {
-	case <-entered:
+	case <-s.Entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Put never started")
 	}
@@ -593,10 +513,10 @@ func TestShutdownReleasesMessages(t *testing.T) {
 func TestEndpointDownAndBack(t *testing.T) {
 	b := setup(t)
 	f, tr := b.feed(t, b.cfg, nil)
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	_, done := run(t, f, s)
 	b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "before.md", "0055AED6DCD90281E5"))
-	eventually(t, 10*time.Second, func() bool { return s.putsOf("before.md") == 1 }, "before.md not queued")
+	eventually(t, 10*time.Second, func() bool { return s.PutsOf("before.md") == 1 }, "before.md not queued")
 	b.sqs.Stop()
 	eventually(t, 15*time.Second, func() bool { return tr.failures.Load() >= 3 }, "the feed saw %d failed requests while the endpoint was down", tr.failures.Load())
 	select {
@@ -606,7 +526,7 @@ func TestEndpointDownAndBack(t *testing.T) {
 	}
 	b.sqs.Restart(t)
 	b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "after.md", "0055AED6DCD90281E5"))
-	eventually(t, 20*time.Second, func() bool { return s.putsOf("after.md") == 1 }, "after.md not queued after the endpoint came back")
+	eventually(t, 20*time.Second, func() bool { return s.PutsOf("after.md") == 1 }, "after.md not queued after the endpoint came back")
 	eventually(t, 5*time.Second, func() bool { return b.sqs.Len(t, b.queue) == 0 }, "messages left on the queue")
 }
 
@@ -629,10 +549,10 @@ func TestThrottlingAndServerErrorsAreRetried(t *testing.T) {
 		return nil
 	})
 	f, _ := b.feed(t, b.cfg, tr)
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	_, done := run(t, f, s)
 	b.sqs.Send(t, b.queue, s3Event("ObjectCreated:Put", "docs", "throttled.md", "0055AED6DCD90281E5"))
-	eventually(t, 20*time.Second, func() bool { return s.putsOf("throttled.md") == 1 }, "not delivered after the errors stopped (%d injected)", n.Load())
+	eventually(t, 20*time.Second, func() bool { return s.PutsOf("throttled.md") == 1 }, "not delivered after the errors stopped (%d injected)", n.Load())
 	if n.Load() < 7 {
 		t.Fatalf("only %d receives were made", n.Load())
 	}
@@ -673,7 +593,7 @@ func TestPermanentErrorsStopRun(t *testing.T) {
 
 func checkPermanent(t *testing.T, f *Feed, want string) {
 	t.Helper()
-	s := newSink()
+	s := feedtest.NewSink("sqs")
 	stop, done := run(t, f, s)
 	select {
 	case <-done:

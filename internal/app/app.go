@@ -207,8 +207,14 @@ func (a *App) Pipeline(onDone func(pipeline.Result)) *pipeline.Pipeline {
 	return pipeline.New(cfg, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
 }
 
-// Reconciler builds the reconciler, queueing through in.
+// Reconciler builds the reconciler of the whole bucket, queueing through in.
 func (a *App) Reconciler(in reconcile.Intake) *reconcile.Reconciler {
+	return a.ReconcilerRange(in, "", "")
+}
+
+// ReconcilerRange builds the reconciler of the bucket's keys k with
+// after < k <= through ("" is unbounded).
+func (a *App) ReconcilerRange(in reconcile.Intake, after, through string) *reconcile.Reconciler {
 	return reconcile.New(reconcile.Config{
 		Bucket:            a.Config.Source.Bucket,
 		Prefixes:          a.Filter.Prefixes(),
@@ -218,5 +224,7 @@ func (a *App) Reconciler(in reconcile.Intake) *reconcile.Reconciler {
 		MaxDeleteFraction: a.Config.MassDelete.MaxFraction,
 		MinDeleteObjects:  a.Config.MassDelete.MinObjects,
 		TempDir:           a.Config.DataDir,
+		After:             after,
+		Through:           through,
 	}, a.Source, a.Ledger, in, a.Log)
 }

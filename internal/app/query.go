@@ -152,8 +152,10 @@ type ClusterStatus struct {
 	// themselves every 5).
 	Processes []freshen.Process `json:"processes"`
 	// ReconcileLeader is the process running the bucket's reconcile
-	// passes ("" if none was seen).
-	ReconcileLeader string `json:"reconcile_leader"`
+	// passes ("" if none was seen); with reconcile-split, ReconcileLeaders
+	// names the leader of each range's job.
+	ReconcileLeader  string            `json:"reconcile_leader"`
+	ReconcileLeaders map[string]string `json:"reconcile_leaders"`
 }
 
 // seenWithin is how recently a process must have recorded itself to be
@@ -210,15 +212,19 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 		if err != nil {
 			return s, err
 		}
-		s.Cluster = &ClusterStatus{Processes: ps}
+		s.Cluster = &ClusterStatus{Processes: ps, ReconcileLeaders: map[string]string{}}
 		// A process that died still claims its lead until it ages out:
-		// the leader is the claimant seen last.
-		var seen time.Time
-		for _, p := range ps {
-			if slices.Contains(p.Leads, "reconcile "+a.Config.Source.Bucket) && p.LastSeen.After(seen) {
-				s.Cluster.ReconcileLeader, seen = p.Owner, p.LastSeen
+		// a job's leader is the claimant seen last.
+		seen := map[string]time.Time{}
+		for _, rg := range a.Config.ReconcileRanges() {
+			job := rg.Job(a.Config.Source.Bucket)
+			for _, p := range ps {
+				if slices.Contains(p.Leads, job) && p.LastSeen.After(seen[job]) {
+					s.Cluster.ReconcileLeaders[job], seen[job] = p.Owner, p.LastSeen
+				}
 			}
 		}
+		s.Cluster.ReconcileLeader = s.Cluster.ReconcileLeaders["reconcile "+a.Config.Source.Bucket]
 		if s.Cluster.Processes == nil {
 			s.Cluster.Processes = []freshen.Process{}
 		}

@@ -49,10 +49,17 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	if c := s.Cluster; c != nil {
 		leader := c.ReconcileLeader
-		if leader == "" {
+		if len(c.ReconcileLeaders) > 1 {
+			leader = fmt.Sprintf("%d ranges, %d led", len(a.Config.ReconcileRanges()), len(c.ReconcileLeaders))
+		} else if leader == "" {
 			leader = "none seen"
 		}
 		fmt.Fprintf(w, "processes         %d seen in the last 30s (reconcile: %s)\n", len(c.Processes), leader)
+		for job, owner := range c.ReconcileLeaders {
+			if len(c.ReconcileLeaders) > 1 {
+				fmt.Fprintf(w, "  %s: %s\n", job, owner)
+			}
+		}
 		for _, p := range c.Processes {
 			fmt.Fprintf(w, "  %s  pid %d on %s, up %s, seen %s ago\n", p.Owner, p.PID, p.Host,
 				time.Since(p.Started).Round(time.Second), time.Since(p.LastSeen).Round(time.Second))

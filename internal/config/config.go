@@ -36,6 +36,11 @@ type Config struct {
 	// ReconcileInterval is how often `freshen run` lists the bucket to
 	// catch changes that no event announced.
 	ReconcileInterval Duration `yaml:"reconcile-interval"`
+	// ReconcileSplit, when set, splits the bucket's reconcile pass into
+	// key ranges (first, s1], (s1, s2], ..., (sn, last]: on a shared
+	// ledger each range is run by one process, so several processes list
+	// a large bucket in parallel.
+	ReconcileSplit StringList `yaml:"reconcile-split"`
 	// VerifyInterval, when set, makes `freshen run` verify the index
 	// against the ledger that often and repair what drifted (under the
 	// mass-delete rule); 0 is never.
@@ -390,6 +395,12 @@ func (c Config) Validate() error {
 	}
 	if c.VerifyInterval < 0 || c.VerifyInterval != 0 && c.VerifyInterval < Duration(time.Second) {
 		add("verify-interval = %s: want 0 (never) or at least 1s (a pass reads the whole index: hours suit large ones)", c.VerifyInterval)
+	}
+	for i, k := range c.ReconcileSplit {
+		if k == "" || (i > 0 && k <= c.ReconcileSplit[i-1]) {
+			add("reconcile-split: want keys in ascending order, none empty (got %q)", []string(c.ReconcileSplit))
+			break
+		}
 	}
 	if c.ReconcileInterval < Duration(time.Second) {
 		add("reconcile-interval = %s: want at least 1s", c.ReconcileInterval)
@@ -885,4 +896,35 @@ func (c Config) checkIndex(add func(string, ...any)) {
 			add("index.collection %q: Weaviate collection names start with a capital letter, then letters, digits and _", ix.Collection)
 		}
 	}
+}
+
+// KeyRange is a range of a bucket's keys: After < key <= Through ("" is
+// unbounded).
+type KeyRange struct{ After, Through string }
+
+func (r KeyRange) String() string {
+	if r.After == "" && r.Through == "" {
+		return "all keys"
+	}
+	return fmt.Sprintf("(%q, %q]", r.After, r.Through)
+}
+
+// Job names the reconcile of this range of bucket, for leadership.
+func (r KeyRange) Job(bucket string) string {
+	if r.After == "" && r.Through == "" {
+		return "reconcile " + bucket
+	}
+	return fmt.Sprintf("reconcile %s %s", bucket, r)
+}
+
+// ReconcileRanges are the ranges reconcile-split makes (one range, the
+// whole bucket, without it).
+func (c Config) ReconcileRanges() []KeyRange {
+	out := []KeyRange{}
+	after := ""
+	for _, k := range c.ReconcileSplit {
+		out = append(out, KeyRange{After: after, Through: k})
+		after = k
+	}
+	return append(out, KeyRange{After: after})
 }

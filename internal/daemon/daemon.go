@@ -89,9 +89,20 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		log.Warn("recovering keys whose index writes were interrupted", "keys", n)
 	}
 
-	rec := &reconciler{r: a.Reconciler(sink), interval: time.Duration(cfg.ReconcileInterval), allow: cfg.MassDelete.Allow,
-		m: m, log: log, wake: p.Wake, job: "reconcile " + cfg.Source.Bucket, retryLead: time.Duration(cfg.Retry.LeaseTTL)}
-	rec.co, _ = a.Ledger.(freshen.Coordinator)
+	// One reconciler per range of the bucket (one range unless
+	// reconcile-split says otherwise); on a shared ledger each range is
+	// led by one process, so several processes list a large bucket in
+	// parallel.
+	co, _ := a.Ledger.(freshen.Coordinator)
+	var recs reconcilers
+	for _, rg := range cfg.ReconcileRanges() {
+		recs = append(recs, &reconciler{r: a.ReconcilerRange(sink, rg.After, rg.Through), interval: time.Duration(cfg.ReconcileInterval),
+			allow: cfg.MassDelete.Allow, m: m, log: log.With("range", rg.String()), wake: p.Wake, job: rg.Job(cfg.Source.Bucket),
+			retryLead: time.Duration(cfg.Retry.LeaseTTL), co: co})
+	}
+	for _, rec := range recs {
+		rec.siblings = func() int { return len(recs.leads()) - len(rec.leads()) }
+	}
 	var stopping atomic.Bool
 	a.Health, a.BudgetSpent = func() error { return errors.Join(p.Health(), providerHealth(a.Embedder)) }, p.BudgetSpent
 	ready := func() error {
@@ -101,7 +112,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		if err := a.Health(); err != nil {
 			return err
 		}
-		return rec.Ready()
+		return recs.Ready()
 	}
 	var webhookHandler http.Handler
 	feeds, err := a.Feeds(ctx)
@@ -122,7 +133,11 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	// Start order: workers first, so that nothing accepted waits; then
 	// what feeds them. Stop runs the other way round.
 	all := append(service.Group{pipelineService{p}}, svcs...)
-	all = append(all, srv, rec, backlog, &clusterService{ledger: a.Ledger, self: self, wake: p.Wake, leads: rec.leads, log: log})
+	all = append(all, srv)
+	for _, rec := range recs {
+		all = append(all, rec)
+	}
+	all = append(all, backlog, &clusterService{ledger: a.Ledger, self: self, wake: p.Wake, leads: recs.leads, balance: recs.balance, log: log})
 	if cfg.VerifyInterval > 0 {
 		all = append(all, &verifier{a: a, interval: time.Duration(cfg.VerifyInterval), m: m, log: log, wake: p.Wake})
 	}
@@ -296,12 +311,58 @@ type reconciler struct {
 	wake     func()
 	ready    atomic.Pointer[error]
 	// co, when the ledger is shared, elects the one process that runs
-	// job; the others try again every retryLead, so a dead leader's
+	// job; the others try again every retryLead/2, so a dead leader's
 	// successor takes over within that.
 	co        freshen.Coordinator
 	job       string
 	retryLead time.Duration
 	leading   atomic.Bool
+	// siblings counts the other ranges this process leads: a process
+	// that leads some lets a free range go to the others for one try,
+	// so the ranges spread over the processes.
+	siblings func() int
+	deferred bool
+	// shed asks the loop to give its range up at its next turn (this
+	// process leads more than its share).
+	shed atomic.Bool
+}
+
+// reconcilers are the bucket's ranges' reconcilers.
+type reconcilers []*reconciler
+
+// Ready is nil once every range has had its first pass (or is led by
+// another process).
+func (rs reconcilers) Ready() error {
+	for _, r := range rs {
+		if err := r.Ready(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// balance sheds one range when this process leads more than its share
+// of them among the processes alive.
+func (rs reconcilers) balance(processes int) {
+	held := len(rs.leads())
+	fair := (len(rs) + max(processes, 1) - 1) / max(processes, 1)
+	if held <= fair {
+		return
+	}
+	for _, r := range rs {
+		if r.leading.Load() {
+			r.shed.Store(true)
+			return
+		}
+	}
+}
+
+func (rs reconcilers) leads() []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.leads()...)
+	}
+	return out
 }
 
 // leads lists the jobs this process leads (for the process registry).
@@ -318,6 +379,14 @@ func (s *reconciler) lead(ctx context.Context, held *freshen.Lead) bool {
 	if s.co == nil {
 		return true
 	}
+	if *held != nil && s.shed.Swap(false) {
+		s.log.Info("giving this reconcile range to a process that leads fewer", "job", s.job)
+		(*held).Release()
+		*held = nil
+		s.leading.Store(false)
+		s.deferred = true
+		return false
+	}
 	if *held != nil {
 		if err := (*held).Check(ctx); err == nil {
 			return true
@@ -328,6 +397,11 @@ func (s *reconciler) lead(ctx context.Context, held *freshen.Lead) bool {
 		*held = nil
 		s.leading.Store(false)
 	}
+	if s.siblings != nil && s.siblings() > 0 && !s.deferred {
+		s.deferred = true
+		return false
+	}
+	s.deferred = false
 	l, ok, err := s.co.TryLead(ctx, s.job)
 	switch {
 	case err != nil:
@@ -378,7 +452,7 @@ func (s *reconciler) loop(ctx context.Context) {
 			// again before long in case that one dies.
 			var none error
 			s.ready.Store(&none)
-			if !sleepCtx(ctx, min(s.interval, s.retryLead)) {
+			if !sleepCtx(ctx, min(s.interval, s.retryLead/2)) {
 				return
 			}
 			continue
@@ -486,7 +560,9 @@ type clusterService struct {
 	self   freshen.Process
 	wake   func()
 	leads  func() []string
-	log    *slog.Logger
+	// balance is told how many processes are alive after each heartbeat.
+	balance func(processes int)
+	log     *slog.Logger
 }
 
 // heartbeatEvery is how often a process records itself as alive.
@@ -515,6 +591,8 @@ func (s *clusterService) Start(ctx context.Context) error {
 				p.Leads = s.leads()
 				if err := co.Heartbeat(ctx, p); err != nil && ctx.Err() == nil {
 					s.log.Warn("could not record this process in the ledger", "err", err)
+				} else if ps, err := co.Processes(ctx, time.Now().Add(-3*heartbeatEvery)); err == nil && s.balance != nil {
+					s.balance(len(ps))
 				}
 				if !sleepCtx(ctx, heartbeatEvery) {
 					return

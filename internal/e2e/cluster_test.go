@@ -47,6 +47,7 @@ data-dir: %s
 workers: 2
 listen: 127.0.0.1:%d
 reconcile-interval: 3s
+reconcile-split: ["burst/300"]
 retry: {lease-ttl: %s, backoff: 100ms}
 limits: {max-object-bytes: %d, max-attempts: 3}
 ledger: {type: postgres, dsn: %q, schema: %s}
@@ -223,23 +224,40 @@ func TestThreeProcessesOneLedger(t *testing.T) {
 	}
 	t.Logf("%d chunks embedded, %d distinct", ctr.ChunksEmbedded, distinct)
 
-	// The reconcile: kill its leader; another process takes it over.
-	leader := func(i int) string {
+	// The reconcile is split in two ranges, each led by one process; kill
+	// the leader of one, and another process takes that range over.
+	leaders := func(i int) map[string]string {
 		s := c.status(i)
 		cl, _ := s["cluster"].(map[string]any)
-		l, _ := cl["reconcile_leader"].(string)
-		return l
+		ls, _ := cl["reconcile_leaders"].(map[string]any)
+		out := map[string]string{}
+		for job, o := range ls {
+			out[job], _ = o.(string)
+		}
+		return out
 	}
-	var lead string
-	waitFor(t, 15*time.Second, "a reconcile leader", func() (bool, string) { lead = leader(0); return lead != "", "" })
+	var jobs map[string]string
+	// The two ranges spread over two processes.
+	waitFor(t, 30*time.Second, "the two ranges led by two processes", func() (bool, string) {
+		jobs = leaders(0)
+		owners := map[string]bool{}
+		for _, o := range jobs {
+			owners[o] = true
+		}
+		return len(jobs) == 2 && len(owners) == 2, fmt.Sprint(jobs)
+	})
+	t.Logf("reconcile ranges and their leaders: %v", jobs)
+	var job, lead string
 	idx := -1
-	for i, d := range c.nodes {
-		if i != 1 && strings.HasSuffix(lead, fmt.Sprintf("-%d", d.cmd.Process.Pid)) {
-			idx = i
+	for j, l := range jobs {
+		for i, d := range c.nodes {
+			if i != 1 && strings.HasSuffix(l, fmt.Sprintf("-%d", d.cmd.Process.Pid)) {
+				job, lead, idx = j, l, i
+			}
 		}
 	}
 	if idx < 0 {
-		t.Fatalf("leader %q is none of the live nodes", lead)
+		t.Fatalf("leaders %v are none of the live nodes", jobs)
 	}
 	survivor := 0
 	if idx == 0 {
@@ -248,12 +266,31 @@ func TestThreeProcessesOneLedger(t *testing.T) {
 	killed := time.Now()
 	c.kill(idx)
 	var next string
-	waitFor(t, 2*clusterLeaseTTL+10*time.Second, "another process to lead the reconcile", func() (bool, string) {
-		next = leader(survivor)
+	waitFor(t, 2*clusterLeaseTTL+10*time.Second, "another process to lead "+job, func() (bool, string) {
+		next = leaders(survivor)[job]
 		return next != "" && next != lead, next
 	})
-	t.Logf("reconcile taken over by %s %s after its leader was killed (lease-ttl %s, heartbeats every 5s)", next,
-		time.Since(killed).Round(time.Millisecond), clusterLeaseTTL)
+	// When it took over, by the new leader's own log line (the status
+	// only learns it at the next heartbeat).
+	takeover := time.Duration(-1)
+	for i, d := range c.nodes {
+		if strings.HasSuffix(next, fmt.Sprintf("-%d", d.cmd.Process.Pid)) && i != idx {
+			for _, line := range strings.Split(d.log.String(), "\n") {
+				if !strings.Contains(line, "now runs the reconcile passes") || !strings.Contains(line, strings.ReplaceAll(job, `"`, `\"`)) {
+					continue
+				}
+				ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+				if at, err := time.Parse(time.RFC3339Nano, ts); err == nil && at.After(killed) {
+					takeover = at.Sub(killed)
+				}
+			}
+		}
+	}
+	t.Logf("%s taken over by %s %s after its leader was killed (lease-ttl %s; the status showed it after %s)", job, next,
+		takeover.Round(time.Millisecond), clusterLeaseTTL, time.Since(killed).Round(time.Millisecond))
+	if takeover < 0 || takeover > 2*clusterLeaseTTL+500*time.Millisecond {
+		t.Fatalf("the range was taken over %s after its leader died, want within two lease periods (%s)", takeover, 2*clusterLeaseTTL)
+	}
 }
 
 // distinctEmbeddings counts the vectors in the ledger's embedding cache.

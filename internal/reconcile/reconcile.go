@@ -41,6 +41,16 @@ type Config struct {
 	MinDeleteObjects  int
 	// TempDir holds the spill file of vanished keys.
 	TempDir string
+	// After and Through, when set, restrict the pass to keys k with
+	// After < k <= Through (byte order; "" is unbounded): a range of the
+	// bucket, so several processes can reconcile one large bucket in
+	// parallel, each its own ranges.
+	After, Through string
+}
+
+// inRange reports whether key is in the pass's range.
+func (c Config) inRange(key string) bool {
+	return key > c.After && (c.Through == "" || key <= c.Through)
 }
 
 // Report describes one pass.
@@ -117,8 +127,8 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 	// keys after them like vanished ones.
 	var ledErr error
 	pull, stop := iter.Pull(func(yield func(freshen.ObjectRecord) bool) {
-		err := r.led.Objects(ctx, r.cfg.Bucket, "", "", func(o freshen.ObjectRecord) error {
-			if !yield(o) {
+		err := r.led.Objects(ctx, r.cfg.Bucket, "", r.cfg.After, func(o freshen.ObjectRecord) error {
+			if !r.cfg.inRange(o.Key) || !yield(o) {
 				return errStop
 			}
 			return nil
@@ -174,7 +184,13 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 	prev := ""
 	first := true
 	for _, prefix := range r.cfg.Prefixes {
-		err := r.src.List(ctx, prefix, "", func(obj freshen.ObjectInfo) error {
+		if r.cfg.Through != "" && prefix > r.cfg.Through {
+			break // every key under it is past the range
+		}
+		err := r.src.List(ctx, prefix, r.cfg.After, func(obj freshen.ObjectInfo) error {
+			if !r.cfg.inRange(obj.Key) {
+				return errStop // listings are in key order: the rest is past the range
+			}
 			if !first && obj.Key <= prev {
 				return fmt.Errorf("listing is not in key order (%q after %q): the store does not sort keys like S3", obj.Key, prev)
 			}
@@ -218,7 +234,7 @@ func (r *Reconciler) Pass(ctx context.Context, allowMassDelete bool) (Report, er
 				return nil
 			}
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errStop) {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 	}

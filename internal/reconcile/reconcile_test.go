@@ -20,7 +20,7 @@ type listSource struct{ objs []freshen.ObjectInfo }
 
 func (s *listSource) List(ctx context.Context, prefix, after string, fn func(freshen.ObjectInfo) error) error {
 	for _, o := range s.objs {
-		if strings.HasPrefix(o.Key, prefix) {
+		if strings.HasPrefix(o.Key, prefix) && o.Key > after {
 			if err := fn(o); err != nil {
 				return err
 			}
@@ -168,5 +168,29 @@ func TestLedgerErrorAbortsThePass(t *testing.T) {
 		if got := queued(t, led); len(got) != 0 {
 			t.Fatalf("after %d rows: a failed pass queued %v", after, got)
 		}
+	}
+}
+
+// TestRangesSplitThePass: passes over the ranges (,b], (b,d] and (d,)
+// each see only their keys, and together find what one pass would.
+func TestRangesSplitThePass(t *testing.T) {
+	led, dir := setup(t, "a", "b", "c", "d", "e", "f")
+	src := &listSource{objs: []freshen.ObjectInfo{obj("a", "e-a"), obj("b", "CHANGED"), obj("d", "e-d"), obj("f", "e-f"), obj("g", "e-g")}}
+	var got []string
+	for _, rg := range [][2]string{{"", "b"}, {"b", "d"}, {"d", ""}} {
+		r := New(Config{Bucket: "b", Chunker: "c1", Model: "m1", TempDir: dir, MinDeleteObjects: 100, After: rg[0], Through: rg[1]},
+			src, led, intake.New(intake.Config{Bucket: "b"}, led, nil, nil), nil)
+		rep, err := r.Pass(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("listed %d ledger %d new %d changed %d vanished %d", rep.Listed, rep.Ledger, rep.New, rep.Changed, rep.Vanished))
+	}
+	want := "[listed 2 ledger 2 new 0 changed 1 vanished 0 listed 1 ledger 2 new 0 changed 0 vanished 1 listed 2 ledger 2 new 1 changed 0 vanished 1]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("passes:\n%s\nwant\n%s", fmt.Sprint(got), want)
+	}
+	if q := fmt.Sprint(queued(t, led)); q != "[b c e g]" {
+		t.Fatalf("queued %s, want [b c e g]", q)
 	}
 }
