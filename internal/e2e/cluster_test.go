@@ -22,7 +22,8 @@ import (
 )
 
 // cluster is N `freshen run` processes on one PostgreSQL ledger and one
-// pgvector table, reading versitygw's events from one NATS stream.
+// pgvector table, reading versitygw's events from one NATS stream (with
+// the webhook feed running beside it, as several feeds may).
 type cluster struct {
 	*bundle
 	nodes   []*daemon
@@ -53,6 +54,7 @@ limits: {max-object-bytes: %d, max-attempts: 3}
 ledger: {type: postgres, dsn: %q, schema: %s}
 index: {type: pgvector, dsn: %q, table: %s}
 feeds:
+  webhook: {}
   nats: {url: %q, stream: S3EVENTS, subject: s3.events}
 `, c.bucket, c.gw.Endpoint, data, testenv.FreePort(t), clusterLeaseTTL, maxObjectBytes, pg.DSN, schema, pgl.DSN, table, nats.URL())
 		cfg := filepath.Join(t.TempDir(), "freshen.yaml")
