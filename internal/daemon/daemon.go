@@ -452,7 +452,7 @@ func (s *reconciler) loop(ctx context.Context) {
 			// again before long in case that one dies.
 			var none error
 			s.ready.Store(&none)
-			if !sleepCtx(ctx, min(s.interval, s.retryLead/2)) {
+			if !service.Sleep(ctx, min(s.interval, s.retryLead/2)) {
 				return
 			}
 			continue
@@ -538,18 +538,6 @@ func (s *verifier) Start(ctx context.Context) error {
 	return nil
 }
 
-// sleepCtx waits d, or until ctx is done (then it reports false).
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // clusterService connects this process to the others sharing its ledger:
 // their enqueues wake its workers at once (freshen.Notifier), and it
 // records itself in the process registry every few seconds
@@ -594,7 +582,7 @@ func (s *clusterService) Start(ctx context.Context) error {
 				} else if ps, err := co.Processes(ctx, time.Now().Add(-3*heartbeatEvery)); err == nil && s.balance != nil {
 					s.balance(len(ps))
 				}
-				if !sleepCtx(ctx, heartbeatEvery) {
+				if !service.Sleep(ctx, heartbeatEvery) {
 					return
 				}
 			}

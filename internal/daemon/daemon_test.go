@@ -305,7 +305,11 @@ func TestFullDiskIsReportedAndRecovers(t *testing.T) {
 // behind freshen's back is found and rewritten, and the metrics say so.
 func TestPeriodicVerifyRepairs(t *testing.T) {
 	dir := t.TempDir()
-	b := setupWith(t, dir, func(c *config.Config) { c.VerifyInterval = config.Duration(time.Second) })
+	// (The object is put after the start: a reconcile every second finds
+	// it even when the first pass ran before the put.)
+	b := setupWith(t, dir, func(c *config.Config) {
+		c.VerifyInterval, c.ReconcileInterval = config.Duration(time.Second), config.Duration(time.Second)
+	})
 	b.src.Put("kept.md", "text/markdown", []byte("# Kept\n\nA paragraph about lighthouses and their keepers.\n"))
 	eventually(t, "readiness", func() bool { code, _ := b.get(t, "/readyz"); return code == 200 })
 	eventually(t, "kept.md to be indexed", func() bool {

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/service"
 )
 
 // Ledger is what the pipeline needs of freshen's ledger.
@@ -444,7 +445,7 @@ func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease
 			// Probe with one key at a time, less and less often, until a
 			// commit succeeds again: no log flood, no busy loop.
 			full = min(max(2*full, time.Second), 30*time.Second)
-			if !sleep(ctx, full) {
+			if !service.Sleep(ctx, full) {
 				return ctx.Err()
 			}
 			n = 1
@@ -461,7 +462,7 @@ func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease
 				continue
 			}
 			p.log.Warn("lease failed", "err", err)
-			if !sleep(ctx, poll) {
+			if !service.Sleep(ctx, poll) {
 				return ctx.Err()
 			}
 			continue
@@ -542,17 +543,6 @@ func (p *Pipeline) dispatchFresh(ctx context.Context, fresh chan<- freshen.Lease
 			p.release(ls[0])
 			return ctx.Err()
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

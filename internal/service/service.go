@@ -12,6 +12,7 @@ package service
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Service is a long-running component.
@@ -87,5 +88,18 @@ func (g Group) Start(ctx context.Context) error {
 func (g Group) Stop() {
 	for i := len(g) - 1; i >= 0; i-- {
 		g[i].Stop()
+	}
+}
+
+// Sleep waits d, or until ctx is done; it reports whether the whole wait
+// passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

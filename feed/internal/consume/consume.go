@@ -12,6 +12,7 @@ import (
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/feed/s3event"
+	"github.com/freshen-io/freshen/internal/service"
 )
 
 // Changes parses one message body, received at now, for origin and
@@ -42,16 +43,7 @@ func Changes(sink freshen.Sink, origin string, body []byte, now time.Time, testR
 }
 
 // Sleep waits d; it reports false if ctx ended first.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func Sleep(ctx context.Context, d time.Duration) bool { return service.Sleep(ctx, d) }
 
 // Backoff paces the retries of one kind of failure: the first delay is
 // Min, each next one twice the last, up to Max. With Jitter, each delay
