@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/ledger/internal/codec"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -145,7 +146,7 @@ func (l *Ledger) Heartbeat(ctx context.Context, p freshen.Process) error {
 	}
 	_, err := l.pool.Exec(ctx, `INSERT INTO processes (owner, host, pid, started, last_seen, leads) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (owner) DO UPDATE SET host = excluded.host, pid = excluded.pid, last_seen = excluded.last_seen, leads = excluded.leads`,
-		p.Owner, p.Host, p.PID, nanos(p.Started), nanos(l.now()), p.Leads)
+		p.Owner, p.Host, p.PID, codec.Nanos(p.Started), codec.Nanos(l.now()), p.Leads)
 	if err != nil {
 		return fmt.Errorf("postgres: heartbeat: %w", classify(err))
 	}
@@ -155,10 +156,10 @@ func (l *Ledger) Heartbeat(ctx context.Context, p freshen.Process) error {
 // Processes implements freshen.Coordinator; it also forgets processes
 // not seen for a day.
 func (l *Ledger) Processes(ctx context.Context, since time.Time) ([]freshen.Process, error) {
-	if _, err := l.pool.Exec(ctx, `DELETE FROM processes WHERE last_seen < $1`, nanos(l.now().Add(-24*time.Hour))); err != nil {
+	if _, err := l.pool.Exec(ctx, `DELETE FROM processes WHERE last_seen < $1`, codec.Nanos(l.now().Add(-24*time.Hour))); err != nil {
 		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
 	}
-	rows, err := l.pool.Query(ctx, `SELECT owner, host, pid, started, last_seen, leads FROM processes WHERE last_seen >= $1 ORDER BY owner`, nanos(since))
+	rows, err := l.pool.Query(ctx, `SELECT owner, host, pid, started, last_seen, leads FROM processes WHERE last_seen >= $1 ORDER BY owner`, codec.Nanos(since))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
 	}
@@ -166,7 +167,7 @@ func (l *Ledger) Processes(ctx context.Context, since time.Time) ([]freshen.Proc
 		var p freshen.Process
 		var started, seen int64
 		err := r.Scan(&p.Owner, &p.Host, &p.PID, &started, &seen, &p.Leads)
-		p.Started, p.LastSeen = fromNanos(started), fromNanos(seen)
+		p.Started, p.LastSeen = codec.FromNanos(started), codec.FromNanos(seen)
 		if len(p.Leads) == 0 {
 			p.Leads = nil
 		}

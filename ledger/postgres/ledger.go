@@ -22,12 +22,12 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/ledger/internal/codec"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -204,30 +204,6 @@ func (l *Ledger) tx(ctx context.Context, op string, fn func(pgx.Tx) error) error
 	return err
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// lane is a change's priority: what an event announced (a fresh edit,
-// lane 0) goes before what the reconciler found or a backfill queued.
-func lane(c freshen.Change) int {
-	switch c.Origin {
-	case "reconcile", "recovery":
-		return 1
-	}
-	return 0
-}
-
 // Enqueue implements freshen.Queue, and notifies idle workers.
 func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, error) {
 	if len(changes) == 0 {
@@ -251,7 +227,7 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 					not_before = least(queue.not_before, $7),
 					vanished = queue.vanished AND excluded.vanished,
 					lane = least(queue.lane, excluded.lane)
-				RETURNING generation`, c.Bucket, c.Key, nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, lane(c), nanos(now))
+				RETURNING generation`, c.Bucket, c.Key, codec.Nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, codec.Lane(c), codec.Nanos(now))
 		}
 		b.Queue(`SELECT pg_notify($1, '')`, channel(l.schema))
 		br := tx.SendBatch(ctx, b)
@@ -295,7 +271,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 			UPDATE queue q SET lease_owner = $4, lease_until = $5, lease_token = nextval('lease_tokens')
 			FROM picked WHERE q.bucket = picked.bucket AND q.key = picked.key
 			RETURNING q.bucket, q.key, q.generation, q.first_seen, q.attempts, q.origin, q.vanished, q.lane, q.lease_token`,
-			nanos(now), maxLane, p.Max, p.Owner, nanos(until))
+			codec.Nanos(now), maxLane, p.Max, p.Owner, codec.Nanos(until))
 		if err != nil {
 			return err
 		}
@@ -307,7 +283,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 			if err := rows.Scan(&ls.Bucket, &ls.Key, &ls.Generation, &first, &ls.Attempts, &ls.Origin, &ls.Vanished, &lane, &ls.Token); err != nil {
 				return err
 			}
-			ls.FirstSeen, ls.Fresh = fromNanos(first), lane == 0
+			ls.FirstSeen, ls.Fresh = codec.FromNanos(first), lane == 0
 			out = append(out, ls)
 		}
 		return rows.Err()
@@ -359,7 +335,7 @@ func (l *Ledger) fenced(ctx context.Context, op string, ls freshen.Lease, sql st
 func (l *Ledger) Extend(ctx context.Context, ls *freshen.Lease, ttl time.Duration) error {
 	until := l.now().Add(ttl)
 	if err := l.fenced(ctx, "extend", *ls, `UPDATE queue SET lease_until = $1 WHERE bucket = $2 AND key = $3 AND lease_token = $4 AND lease_token != 0`,
-		nanos(until), ls.Bucket, ls.Key, ls.Token); err != nil {
+		codec.Nanos(until), ls.Bucket, ls.Key, ls.Token); err != nil {
 		return err
 	}
 	ls.Expires = until
@@ -412,7 +388,7 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 		} else {
 			// A change arrived while we worked: keep the key queued, as of now.
 			_, err = tx.Exec(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0, attempts = 0, not_before = 0,
-				first_seen = greatest(first_seen, $1) WHERE bucket = $2 AND key = $3`, nanos(now), ls.Bucket, ls.Key)
+				first_seen = greatest(first_seen, $1) WHERE bucket = $2 AND key = $3`, codec.Nanos(now), ls.Bucket, ls.Key)
 		}
 		return err
 	})
@@ -424,8 +400,8 @@ func putObject(ctx context.Context, tx pgx.Tx, o freshen.ObjectRecord, chunks in
 		ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag, version_id = excluded.version_id, size = excluded.size,
 			last_modified = excluded.last_modified, state = excluded.state, reason = excluded.reason, chunks = excluded.chunks,
 			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at`,
-		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, nanos(o.LastModified), string(o.State), o.Reason, chunks,
-		o.Chunker, o.Model, o.Attempts, nanos(now))
+		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, codec.Nanos(o.LastModified), string(o.State), o.Reason, chunks,
+		o.Chunker, o.Model, o.Attempts, codec.Nanos(now))
 	return err
 }
 
@@ -447,7 +423,7 @@ func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, f freshen.Failure) 
 		}
 		var attempts int
 		if err := tx.QueryRow(ctx, `UPDATE queue SET attempts = attempts + $1, not_before = $2, lease_owner = '', lease_until = 0,
-			lease_token = 0, last_error = $3 WHERE bucket = $4 AND key = $5 RETURNING attempts`, inc, nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
+			lease_token = 0, last_error = $3 WHERE bucket = $4 AND key = $5 RETURNING attempts`, inc, codec.Nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
 			return err
 		}
 		if f.NotAttempt || (attempts < f.MaxAttempts && !f.Permanent) {
@@ -484,7 +460,7 @@ func (l *Ledger) Backlog(ctx context.Context) (int, time.Time, error) {
 	if oldest == nil {
 		return n, time.Time{}, nil
 	}
-	return n, fromNanos(*oldest), nil
+	return n, codec.FromNanos(*oldest), nil
 }
 
 // Queued implements freshen.Queue.
@@ -504,7 +480,7 @@ func scanObject(row pgx.Row) (freshen.ObjectRecord, error) {
 	var lm, up int64
 	var state string
 	err := row.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up)
-	o.LastModified, o.UpdatedAt, o.State = fromNanos(lm), fromNanos(up), freshen.ObjectState(state)
+	o.LastModified, o.UpdatedAt, o.State = codec.FromNanos(lm), codec.FromNanos(up), freshen.ObjectState(state)
 	return o, err
 }
 
@@ -598,7 +574,7 @@ func (l *Ledger) Objects(ctx context.Context, bucket, prefix, startAfter string,
 	for {
 		query := `SELECT ` + objectCols + ` FROM objects WHERE bucket = $1 AND key > $2 AND key >= $3`
 		args := []any{bucket, after, prefix}
-		if end, ok := prefixEnd(prefix); ok {
+		if end, ok := codec.PrefixEnd(prefix); ok {
 			query += ` AND key < $5`
 			args = append(args, objectsPage, end)
 		} else {
@@ -623,19 +599,6 @@ func (l *Ledger) Objects(ctx context.Context, bucket, prefix, startAfter string,
 		}
 		after = page[len(page)-1].Key
 	}
-}
-
-// prefixEnd returns the smallest string greater than every string with
-// the given prefix, in byte order; ok is false if there is none.
-func prefixEnd(prefix string) (string, bool) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1]), true
-		}
-	}
-	return "", false
 }
 
 // BeginIntent implements freshen.Catalog. Intents accumulate until Complete.
@@ -673,7 +636,7 @@ func (l *Ledger) Reclaim(ctx context.Context, keys []freshen.Reclaim) error {
 			b.Queue(`INSERT INTO intents (bucket, key, id, op) SELECT $1, $2, id, op FROM unnest($3::text[], $4::text[]) AS t(id, op)
 				ON CONFLICT DO NOTHING`, k.Bucket, k.Key, ids, ops)
 			b.Queue(`INSERT INTO queue (bucket, key, first_seen, generation, origin, lane) VALUES ($1, $2, $3, 1, 'recovery', 1)
-				ON CONFLICT (bucket, key) DO UPDATE SET generation = queue.generation + 1, vanished = false`, k.Bucket, k.Key, nanos(now))
+				ON CONFLICT (bucket, key) DO UPDATE SET generation = queue.generation + 1, vanished = false`, k.Bucket, k.Key, codec.Nanos(now))
 		}
 		b.Queue(`SELECT pg_notify($1, '')`, channel(l.schema))
 		return tx.SendBatch(ctx, b).Close()
@@ -747,20 +710,8 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 	})
 }
 
-var counterNames = []string{"chunks_embedded", "chunks_reused", "tokens_embedded", "chars_embedded"}
-
-// dayCounter names the counter of tokens embedded on now's UTC day.
-func dayCounter(now time.Time) string { return "tokens_embedded@" + now.UTC().Format("2006-01-02") }
-
 func addCounters(ctx context.Context, tx pgx.Tx, c freshen.Counters, now time.Time) error {
-	names := append(slices.Clone(counterNames), dayCounter(now))
-	var ns []string
-	var vs []int64
-	for i, v := range []int64{c.ChunksEmbedded, c.ChunksReused, c.TokensEmbedded, c.CharsEmbedded, c.TokensEmbedded} {
-		if v != 0 {
-			ns, vs = append(ns, names[i]), append(vs, v)
-		}
-	}
+	ns, vs := codec.CounterDeltas(c, now)
 	if len(ns) == 0 {
 		return nil
 	}
@@ -779,25 +730,14 @@ func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 		return c, fmt.Errorf("postgres: counters: %w", classify(err))
 	}
 	defer rows.Close()
-	today := dayCounter(l.now())
+	now := l.now()
 	for rows.Next() {
 		var name string
 		var v int64
 		if err := rows.Scan(&name, &v); err != nil {
 			return c, err
 		}
-		switch name {
-		case "chunks_embedded":
-			c.ChunksEmbedded = v
-		case "chunks_reused":
-			c.ChunksReused = v
-		case "tokens_embedded":
-			c.TokensEmbedded = v
-		case "chars_embedded":
-			c.CharsEmbedded = v
-		case today:
-			c.TokensToday = v
-		}
+		codec.SetCounter(&c, name, v, now)
 	}
 	return c, rows.Err()
 }
@@ -816,15 +756,7 @@ func (l *Ledger) Summary(ctx context.Context) (freshen.Summary, error) {
 		if err := rows.Scan(&state, &n, &chunks); err != nil {
 			return s, err
 		}
-		switch freshen.ObjectState(state) {
-		case freshen.StateIndexed:
-			s.Indexed = int(n)
-		case freshen.StateSkipped:
-			s.Skipped = int(n)
-		case freshen.StateFailed:
-			s.Failed = int(n)
-		}
-		s.Chunks += int(chunks)
+		codec.AddSummary(&s, state, int(n), int(chunks))
 	}
 	return s, rows.Err()
 }
@@ -891,10 +823,10 @@ func decodeVector(b []byte) []float32 {
 // (benchmarks, migrations), not for the pipeline, which commits through
 // Complete.
 func (l *Ledger) PutObjects(ctx context.Context, objs []freshen.ObjectRecord) error {
-	now := nanos(l.now())
+	now := codec.Nanos(l.now())
 	rows := make([][]any, len(objs))
 	for i, o := range objs {
-		rows[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, nanos(o.LastModified), string(o.State), o.Reason, o.Chunks,
+		rows[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, codec.Nanos(o.LastModified), string(o.State), o.Reason, o.Chunks,
 			o.Chunker, o.Model, o.Attempts, now}
 	}
 	return l.tx(ctx, "put objects", func(tx pgx.Tx) error {

@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/sqlitedb"
+	"github.com/freshen-io/freshen/ledger/internal/codec"
 )
 
 // Ledger implements freshen.Ledger on a SQLite file.
@@ -123,20 +123,6 @@ func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return sqlitedb.NoSpace(tx.Commit(), l.path)
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // Enqueue implements freshen.Queue. Event sequencers are not kept:
 // events are hints, the worker reads the key's current state, and some
 // stores (versitygw) restart their sequencers at 1, so an "older"
@@ -168,7 +154,7 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 				t = now
 			}
 			var gen int64
-			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, lane(c), nanos(now)).Scan(&gen); err != nil {
+			if err := up.QueryRowContext(ctx, c.Bucket, c.Key, codec.Nanos(t), c.Origin, c.Kind == freshen.ChangeVanished, codec.Lane(c), codec.Nanos(now)).Scan(&gen); err != nil {
 				return fmt.Errorf("sqlite: enqueue %s: %w", c.Key, err)
 			}
 			if gen == 1 {
@@ -178,17 +164,6 @@ func (l *Ledger) Enqueue(ctx context.Context, changes []freshen.Change) (int, er
 		return nil
 	})
 	return added, err
-}
-
-// lane is a change's priority: what an event announced (a fresh edit,
-// lane 0) goes before what the reconciler found or a backfill queued
-// (lane 1), so a large backfill never delays a fresh edit.
-func lane(c freshen.Change) int {
-	switch c.Origin {
-	case "reconcile", "recovery":
-		return 1
-	}
-	return 0
 }
 
 // Lease implements freshen.Queue: the oldest ready keys whose lease is
@@ -204,7 +179,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 	err := l.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT bucket, key, generation, first_seen, attempts, origin, vanished, lane = 0 FROM queue
-			WHERE not_before <= ? AND lease_until <= ? AND lane <= ? ORDER BY lane, first_seen, bucket, key LIMIT ?`, nanos(now), nanos(now), maxLane, p.Max)
+			WHERE not_before <= ? AND lease_until <= ? AND lane <= ? ORDER BY lane, first_seen, bucket, key LIMIT ?`, codec.Nanos(now), codec.Nanos(now), maxLane, p.Max)
 		if err != nil {
 			return err
 		}
@@ -215,7 +190,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 				rows.Close()
 				return err
 			}
-			ls.FirstSeen = fromNanos(first)
+			ls.FirstSeen = codec.FromNanos(first)
 			out = append(out, ls)
 		}
 		rows.Close()
@@ -230,7 +205,7 @@ func (l *Ledger) Lease(ctx context.Context, p freshen.LeaseParams) ([]freshen.Le
 		for i := range out {
 			out[i].Token = last - int64(len(out)-1-i)
 			if _, err := tx.ExecContext(ctx, `UPDATE queue SET lease_owner = ?, lease_until = ?, lease_token = ? WHERE bucket = ? AND key = ?`,
-				p.Owner, nanos(until), out[i].Token, out[i].Bucket, out[i].Key); err != nil {
+				p.Owner, codec.Nanos(until), out[i].Token, out[i].Bucket, out[i].Key); err != nil {
 				return err
 			}
 		}
@@ -259,7 +234,7 @@ func checkLease(ctx context.Context, tx *sql.Tx, ls freshen.Lease) (generation i
 func (l *Ledger) Extend(ctx context.Context, ls *freshen.Lease, ttl time.Duration) error {
 	until := l.now().Add(ttl)
 	res, err := l.db.ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE bucket = ? AND key = ? AND lease_token = ? AND lease_token != 0`,
-		nanos(until), ls.Bucket, ls.Key, ls.Token)
+		codec.Nanos(until), ls.Bucket, ls.Key, ls.Token)
 	if err := l.fenced("extend", ls.Key, res, err); err != nil {
 		return err
 	}
@@ -324,7 +299,7 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 		} else {
 			// A change arrived while we worked: keep the key queued, as of now.
 			_, err = tx.ExecContext(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0, attempts = 0, not_before = 0,
-				first_seen = max(first_seen, ?) WHERE bucket = ? AND key = ?`, nanos(now), ls.Bucket, ls.Key)
+				first_seen = max(first_seen, ?) WHERE bucket = ? AND key = ?`, codec.Nanos(now), ls.Bucket, ls.Key)
 		}
 		return err
 	})
@@ -340,8 +315,8 @@ func putObject(ctx context.Context, tx *sql.Tx, o freshen.ObjectRecord, chunks i
 		ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag, version_id = excluded.version_id, size = excluded.size,
 			last_modified = excluded.last_modified, state = excluded.state, reason = excluded.reason, chunks = excluded.chunks,
 			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at`,
-		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, nanos(o.LastModified), string(o.State), o.Reason, chunks,
-		o.Chunker, o.Model, o.Attempts, nanos(now))
+		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, codec.Nanos(o.LastModified), string(o.State), o.Reason, chunks,
+		o.Chunker, o.Model, o.Attempts, codec.Nanos(now))
 	return err
 }
 
@@ -362,7 +337,7 @@ func (l *Ledger) Fail(ctx context.Context, ls freshen.Lease, f freshen.Failure) 
 		}
 		var attempts int
 		if err := tx.QueryRowContext(ctx, `UPDATE queue SET attempts = attempts + ?, not_before = ?, lease_owner = '', lease_until = 0,
-			lease_token = 0, last_error = ? WHERE bucket = ? AND key = ? RETURNING attempts`, inc, nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
+			lease_token = 0, last_error = ? WHERE bucket = ? AND key = ? RETURNING attempts`, inc, codec.Nanos(f.RetryAt), msg, ls.Bucket, ls.Key).Scan(&attempts); err != nil {
 			return err
 		}
 		if f.NotAttempt || (attempts < f.MaxAttempts && !f.Permanent) {
@@ -400,7 +375,7 @@ func (l *Ledger) Backlog(ctx context.Context) (int, time.Time, error) {
 	if err := l.db.QueryRowContext(ctx, `SELECT count(*), min(first_seen) FROM queue`).Scan(&n, &oldest); err != nil {
 		return 0, time.Time{}, fmt.Errorf("sqlite: backlog: %w", err)
 	}
-	return n, fromNanos(oldest.Int64), nil
+	return n, codec.FromNanos(oldest.Int64), nil
 }
 
 const objectCols = `bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at`
@@ -412,7 +387,7 @@ func scanObject(s scanner) (freshen.ObjectRecord, error) {
 	var lm, up int64
 	var state string
 	err := s.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up)
-	o.LastModified, o.UpdatedAt, o.State = fromNanos(lm), fromNanos(up), freshen.ObjectState(state)
+	o.LastModified, o.UpdatedAt, o.State = codec.FromNanos(lm), codec.FromNanos(up), freshen.ObjectState(state)
 	return o, err
 }
 
@@ -538,7 +513,7 @@ func (l *Ledger) objectsPage(ctx context.Context, bucket, prefix, after string) 
 	// Range on the primary key: keys under prefix lie in [prefix, prefixEnd).
 	query := `SELECT ` + objectCols + ` FROM objects WHERE bucket = ? AND key > ? AND key >= ?`
 	args := []any{bucket, after, prefix}
-	if end, ok := prefixEnd(prefix); ok {
+	if end, ok := codec.PrefixEnd(prefix); ok {
 		query += ` AND key < ?`
 		args = append(args, end)
 	}
@@ -562,19 +537,6 @@ func scanObjects(rows *sql.Rows) ([]freshen.ObjectRecord, error) {
 		out = append(out, o)
 	}
 	return out, rows.Err()
-}
-
-// prefixEnd returns the smallest string greater than every string with
-// the given prefix, in byte order; ok is false if there is none.
-func prefixEnd(prefix string) (string, bool) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1]), true
-		}
-	}
-	return "", false
 }
 
 // BeginIntent implements freshen.Catalog. Intents accumulate until Complete.
@@ -651,7 +613,7 @@ func (l *Ledger) Reclaim(ctx context.Context, keys []freshen.Reclaim) error {
 					return err
 				}
 			}
-			if _, err := q.ExecContext(ctx, k.Bucket, k.Key, nanos(now)); err != nil {
+			if _, err := q.ExecContext(ctx, k.Bucket, k.Key, codec.Nanos(now)); err != nil {
 				return err
 			}
 		}
@@ -736,19 +698,11 @@ func (l *Ledger) CacheEmbeddings(ctx context.Context, model string, vecs map[fre
 	return nil
 }
 
-var counterNames = []string{"chunks_embedded", "chunks_reused", "tokens_embedded", "chars_embedded"}
-
-// dayCounter names the counter of tokens embedded on now's UTC day.
-func dayCounter(now time.Time) string { return "tokens_embedded@" + now.UTC().Format("2006-01-02") }
-
 func addCounters(ctx context.Context, tx *sql.Tx, c freshen.Counters, now time.Time) error {
-	names := append(slices.Clone(counterNames), dayCounter(now))
-	for i, v := range []int64{c.ChunksEmbedded, c.ChunksReused, c.TokensEmbedded, c.CharsEmbedded, c.TokensEmbedded} {
-		if v == 0 {
-			continue
-		}
+	names, values := codec.CounterDeltas(c, now)
+	for i, name := range names {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, names[i], v); err != nil {
+			ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`, name, values[i]); err != nil {
 			return err
 		}
 	}
@@ -763,25 +717,14 @@ func (l *Ledger) Counters(ctx context.Context) (freshen.Counters, error) {
 	}
 	defer rows.Close()
 	var c freshen.Counters
-	today := dayCounter(l.now())
+	now := l.now()
 	for rows.Next() {
 		var name string
 		var v int64
 		if err := rows.Scan(&name, &v); err != nil {
 			return c, err
 		}
-		switch name {
-		case "chunks_embedded":
-			c.ChunksEmbedded = v
-		case "chunks_reused":
-			c.ChunksReused = v
-		case "tokens_embedded":
-			c.TokensEmbedded = v
-		case "chars_embedded":
-			c.CharsEmbedded = v
-		case today:
-			c.TokensToday = v
-		}
+		codec.SetCounter(&c, name, v, now)
 	}
 	return c, rows.Err()
 }
@@ -800,15 +743,7 @@ func (l *Ledger) Summary(ctx context.Context) (freshen.Summary, error) {
 		if err := rows.Scan(&state, &n, &chunks); err != nil {
 			return s, err
 		}
-		switch freshen.ObjectState(state) {
-		case freshen.StateIndexed:
-			s.Indexed = n
-		case freshen.StateSkipped:
-			s.Skipped = n
-		case freshen.StateFailed:
-			s.Failed = n
-		}
-		s.Chunks += chunks
+		codec.AddSummary(&s, state, n, chunks)
 	}
 	return s, rows.Err()
 }
