@@ -334,12 +334,12 @@ func (r *run) handle(ctx context.Context, group []jetstream.Msg) (crashed bool) 
 	}
 	if ctx.Err() != nil {
 		// Shutting down: hand them back now rather than after AckWait.
-		nakAll(held, func(jetstream.Msg) time.Duration { return 0 })
+		nakAll(held, shutdownNak)
 		return false
 	}
 	if err := r.put(ctx, changes, held); err != nil {
 		if ctx.Err() != nil {
-			nakAll(held, func(jetstream.Msg) time.Duration { return 0 })
+			nakAll(held, shutdownNak)
 			return false
 		}
 		if r.warnPut.OK() {
@@ -398,6 +398,12 @@ func (r *run) ack(m jetstream.Msg) {
 		r.log.Debug("ack failed; the message will be delivered again", "err", err)
 	}
 }
+
+// shutdownNak delays the redelivery of messages handed back at shutdown
+// by a moment: redelivered at once, one could go to this process's own
+// pull request, which the server keeps until it sees the connection
+// close, and then wait out AckWait.
+func shutdownNak(jetstream.Msg) time.Duration { return time.Second }
 
 func nakAll(msgs []jetstream.Msg, delay func(jetstream.Msg) time.Duration) {
 	for _, m := range msgs {
