@@ -40,6 +40,7 @@ type App struct {
 	// embedding budget no longer fits a batch.
 	BudgetSpent func() error
 	lock        *os.File
+	waits       commits
 	// Owner names this process's leases and its entry in a shared
 	// ledger's process registry ("" picks a random name per pipeline).
 	Owner string

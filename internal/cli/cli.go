@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"search":   {"search the index", runSearch},
 		"status":   {"show what is indexed, skipped, failed and pending", runStatus},
 		"estimate": {"tokens, money and time a sync would spend, before spending anything", runEstimate},
+		"wait":     {"wait until a version of a key is searchable (read-your-writes)", runWait},
 		"verify":   {"prove the index holds exactly what the ledger says; --repair fixes drift without embedding", runVerify},
 		"config":   {"config check: validate a configuration and explain mistakes", runConfig},
 	}

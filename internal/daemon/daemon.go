@@ -68,6 +68,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	a.Owner = self.Owner
 	p := a.Pipeline(func(r pipeline.Result) {
 		m.ObserveResult(r)
+		a.Committed(r.Key)
 		if o.OnResult != nil {
 			o.OnResult(r)
 		}

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -541,4 +543,29 @@ func urlQuery(s string) string { return strings.ReplaceAll(s, " ", "+") }
 
 func urlPath(s string) string {
 	return strings.NewReplacer(" ", "%20", "+", "%2B", "%", "%25").Replace(s)
+}
+
+// TestReadYourWrites: a writer PUTs a document and waits on freshen for
+// that version; the wait answers once it is searchable (within the
+// event's round trip), and a search with fresh-as-of finds it.
+func TestReadYourWrites(t *testing.T) {
+	w := newWorld(t, "1h", 0)
+	key := "notes/read your writes+ü.md"
+	out, err := w.client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(key),
+		ContentType: aws.String("text/markdown"), Body: strings.NewReader("# Fresh\n\nA note about marmalade and lighthouses.\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag := aws.ToString(out.ETag)
+	start := time.Now()
+	var res map[string]any
+	code := w.get("/v1/wait?key="+url.QueryEscape(key)+"&etag="+url.QueryEscape(etag)+"&timeout=20s", &res)
+	if code != 200 || res["searchable"] != true {
+		t.Fatalf("wait: %d %v\n%s", code, res, w.d.log)
+	}
+	t.Logf("searchable %s after the PUT returned", time.Since(start).Round(time.Millisecond))
+	var hits []map[string]any
+	if code := w.get("/v1/search?q=marmalade&k=3&fresh-as-of="+url.QueryEscape(key+":"+etag), &hits); code != 200 || len(hits) == 0 || hits[0]["key"] != key {
+		t.Fatalf("search with fresh-as-of: %d %v", code, hits)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -30,6 +31,11 @@ type Backend interface {
 	Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error)
 	Status(ctx context.Context) (app.Status, error)
 	State(ctx context.Context, key string) (freshen.KeyState, bool, error)
+	// Wait returns once a version of a key is searchable (app.App.Wait).
+	Wait(ctx context.Context, key, etag, versionID string) (app.WaitResult, error)
+	// OldestPending is when the oldest change not yet searchable
+	// happened (zero when there is none).
+	OldestPending(ctx context.Context) (time.Time, error)
 }
 
 // Config holds the API's dependencies.
@@ -91,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/search", s.auth(s.search))
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
+	mux.HandleFunc("GET /v1/wait", s.auth(s.wait))
 	mux.HandleFunc("GET /v1/objects/{key...}", s.auth(s.object))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -146,11 +153,22 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	// Waiting for fresh-as-of versions takes no search turn.
+	if !s.freshAsOf(w, r) {
+		return
+	}
 	if !s.turn(ctx) {
 		writeError(w, http.StatusServiceUnavailable, "search abandoned while waiting for a turn: "+ctx.Err().Error())
 		return
 	}
 	defer func() { <-s.searches }()
+	if oldest, err := s.cfg.Backend.OldestPending(ctx); err == nil {
+		age := 0.0
+		if !oldest.IsZero() {
+			age = max(time.Since(oldest).Seconds(), 0)
+		}
+		w.Header().Set("Freshen-Oldest-Pending-Seconds", strconv.FormatFloat(age, 'f', 3, 64))
+	}
 	hits, err := s.cfg.Backend.Search(ctx, query, k, q.Get("prefix"))
 	switch {
 	case errors.Is(err, app.ErrEmptyQuery):
@@ -163,6 +181,98 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, hits)
 	}
+}
+
+// Wait limits: GET /v1/wait's timeout, and how long a search waits for
+// its fresh-as-of versions.
+const (
+	defaultWait   = 30 * time.Second
+	maxWait       = 5 * time.Minute
+	maxFreshWait  = 30 * time.Second
+	defaultFresh  = 10 * time.Second
+	maxFreshAsOfs = 100
+)
+
+// wait is GET /v1/wait?key=K&etag=E|version-id=V&timeout=30s: 200 once
+// that version (or a newer one) is searchable, or, with neither, once no
+// change of the key is pending; 408 with the current state on timeout;
+// 404 when the key is gone.
+func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := q.Get("key")
+	if key == "" {
+		writeError(w, http.StatusBadRequest, "key is required")
+		return
+	}
+	timeout := defaultWait
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > maxWait {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration up to %s, e.g. 30s", v, maxWait))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	res, err := s.cfg.Backend.Wait(ctx, key, q.Get("etag"), q.Get("version-id"))
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, res)
+	case errors.Is(err, app.ErrGone):
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "the key is gone: this version will never be searchable", "state": res})
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		writeJSON(w, http.StatusRequestTimeout, map[string]any{"error": "not searchable within " + timeout.String(), "state": res})
+	case freshen.IsPermanent(err):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	}
+}
+
+// freshAsOf waits, before a search, for each fresh-as-of=KEY:ETAG version
+// to be searchable, up to fresh-timeout (default 10s). Versions still not
+// searchable then are named in the Freshen-Stale header; the search
+// answers anyway. It reports false when it answered the request itself
+// (a bad parameter).
+func (s *Server) freshAsOf(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	pairs := q["fresh-as-of"]
+	if len(pairs) == 0 {
+		return true
+	}
+	if len(pairs) > maxFreshAsOfs {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("at most %d fresh-as-of versions", maxFreshAsOfs))
+		return false
+	}
+	timeout := defaultFresh
+	if v := q.Get("fresh-timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > maxFreshWait {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("fresh-timeout %q: want a duration up to %s", v, maxFreshWait))
+			return false
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	var stale []string
+	for _, p := range pairs {
+		// ETags hold no colon; keys may.
+		i := strings.LastIndex(p, ":")
+		if i <= 0 || i == len(p)-1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("fresh-as-of %q: want KEY:ETAG", p))
+			return false
+		}
+		key, etag := p[:i], p[i+1:]
+		if res, err := s.cfg.Backend.Wait(ctx, key, etag, ""); err != nil && !errors.Is(err, app.ErrGone) || err == nil && !res.Searchable {
+			stale = append(stale, url.QueryEscape(key)) // keys may hold anything a header may not
+		}
+	}
+	if len(stale) > 0 {
+		w.Header().Set("Freshen-Stale", strings.Join(stale, ", "))
+	}
+	return true
 }
 
 // turn waits until fewer than MaxConcurrent searches run, and takes a

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,8 @@ import (
 // fakeBackend answers searches with search, if set, else with no hits.
 type fakeBackend struct {
 	search func(ctx context.Context, query string) ([]app.SearchHit, error)
+	wait   func(ctx context.Context, key, etag, versionID string) (app.WaitResult, error)
+	oldest time.Time
 }
 
 func (b *fakeBackend) Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error) {
@@ -32,6 +36,15 @@ func (b *fakeBackend) Search(ctx context.Context, query string, k int, prefix st
 }
 
 func (b *fakeBackend) Status(ctx context.Context) (app.Status, error) { return app.Status{}, nil }
+
+func (b *fakeBackend) Wait(ctx context.Context, key, etag, versionID string) (app.WaitResult, error) {
+	if b.wait != nil {
+		return b.wait(ctx, key, etag, versionID)
+	}
+	return app.WaitResult{Key: key, State: "indexed", ETag: etag, Searchable: true}, nil
+}
+
+func (b *fakeBackend) OldestPending(ctx context.Context) (time.Time, error) { return b.oldest, nil }
 
 func (b *fakeBackend) State(ctx context.Context, key string) (freshen.KeyState, bool, error) {
 	return freshen.KeyState{}, false, nil
@@ -357,5 +370,69 @@ func TestBackendErrors(t *testing.T) {
 		if w := b.get(context.Background(), "/v1/search?q=x"); w.Code != 200 {
 			t.Fatalf("after errors: %d", w.Code)
 		}
+	}
+}
+
+// TestWait: 200 once searchable, 408 with the state on timeout, 404 for a
+// gone key, 400 for a bad request.
+func TestWait(t *testing.T) {
+	b := &fakeBackend{wait: func(ctx context.Context, key, etag, versionID string) (app.WaitResult, error) {
+		switch key {
+		case "gone.md":
+			return app.WaitResult{Key: key, State: "deleted"}, app.ErrGone
+		case "slow.md":
+			<-ctx.Done()
+			return app.WaitResult{Key: key, State: "pending"}, ctx.Err()
+		}
+		return app.WaitResult{Key: key, State: "indexed", ETag: etag, Searchable: true}, nil
+	}}
+	h := New(Config{Backend: b}).Handler()
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("/v1/wait?key=a%2Bb.md&etag=e1"); code != 200 || !strings.Contains(body, `"searchable":true`) || !strings.Contains(body, `"key":"a+b.md"`) {
+		t.Errorf("searchable: %d %s", code, body)
+	}
+	if code, body := get("/v1/wait?key=slow.md&etag=e1&timeout=50ms"); code != http.StatusRequestTimeout || !strings.Contains(body, `"state":"pending"`) {
+		t.Errorf("timeout: %d %s", code, body)
+	}
+	if code, _ := get("/v1/wait?key=gone.md&etag=e1"); code != http.StatusNotFound {
+		t.Errorf("gone: %d", code)
+	}
+	for _, bad := range []string{"/v1/wait", "/v1/wait?key=a&timeout=1h", "/v1/wait?key=a&timeout=soon"} {
+		if code, _ := get(bad); code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+}
+
+// TestSearchFreshAsOf: a search waits for its fresh-as-of versions, names
+// the ones still stale in a header, and says how old the oldest pending
+// change is.
+func TestSearchFreshAsOf(t *testing.T) {
+	var waited []string
+	b := &fakeBackend{oldest: time.Now().Add(-90 * time.Second), wait: func(ctx context.Context, key, etag, versionID string) (app.WaitResult, error) {
+		waited = append(waited, key+"@"+etag)
+		if key == "late:doc.md" {
+			<-ctx.Done()
+			return app.WaitResult{Key: key, State: "pending"}, ctx.Err()
+		}
+		return app.WaitResult{Key: key, Searchable: true}, nil
+	}}
+	h := New(Config{Backend: b}).Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/search?q=x&fresh-as-of=a.md:e1&fresh-as-of=late:doc.md:e2&fresh-timeout=50ms", nil))
+	if rec.Code != 200 || fmt.Sprint(waited) != "[a.md@e1 late:doc.md@e2]" || rec.Header().Get("Freshen-Stale") != "late%3Adoc.md" {
+		t.Fatalf("search: %d, waited %v, stale %q", rec.Code, waited, rec.Header().Get("Freshen-Stale"))
+	}
+	if age, err := strconv.ParseFloat(rec.Header().Get("Freshen-Oldest-Pending-Seconds"), 64); err != nil || age < 89 || age > 120 {
+		t.Fatalf("Freshen-Oldest-Pending-Seconds = %q", rec.Header().Get("Freshen-Oldest-Pending-Seconds"))
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/search?q=x&fresh-as-of=no-etag", nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("fresh-as-of without an etag: %d", rec.Code)
 	}
 }

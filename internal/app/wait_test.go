@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/pipeline"
+)
+
+// TestWait: a writer's wait returns once its version is searchable (woken
+// by the commit, not by polling), reports a superseded version as newer,
+// a delete once the chunks are gone, a version of a gone key as gone, and
+// times out with the current state.
+func TestWait(t *testing.T) {
+	ctx := context.Background()
+	b := newStateBundle(t)
+	a := b.open(t)
+	defer a.Close()
+	b.sync(t, a)
+	p := a.Pipeline(func(r pipeline.Result) { a.Committed(r.Key) })
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	enqueue := func(key string) {
+		t.Helper()
+		if _, err := a.Ledger.Enqueue(ctx, []freshen.Change{{Bucket: "docs", Key: key, Kind: freshen.ChangeUpsert, Origin: "webhook", EventTime: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		p.Wake()
+	}
+	// A new version: waiting starts before its event arrives.
+	b.src.Put("doc-1.md", "text/markdown", []byte("# Doc 1\n\nA rewritten paragraph about lighthouses.\n"))
+	cur, err := b.src.Stat(ctx, "doc-1.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan WaitResult, 1)
+	errs := make(chan error, 1)
+	go func() {
+		r, err := a.Wait(ctx, "doc-1.md", cur.ETag, "")
+		got <- r
+		errs <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	enqueue("doc-1.md")
+	r := <-got
+	if err := <-errs; err != nil || !r.Searchable || r.ETag != cur.ETag || r.State != "indexed" || r.Newer {
+		t.Fatalf("wait for the new version: %+v, %v", r, err)
+	}
+	if took := time.Since(start); took > waitPoll/2 {
+		t.Errorf("the wait returned %s after the change: woken by polling, not by the commit", took)
+	}
+	hits, err := a.Search(ctx, "lighthouses", 1, "doc-1")
+	if err != nil || len(hits) != 1 || hits[0].Key != "doc-1.md" {
+		t.Fatalf("search after the wait: %+v %v", hits, err)
+	}
+	// The old version: superseded, so search answers from a newer one.
+	if r, err := a.Wait(ctx, "doc-1.md", "an-older-etag", ""); err != nil || !r.Newer || !r.Searchable {
+		t.Fatalf("wait for a superseded version: %+v, %v", r, err)
+	}
+	// A delete.
+	b.src.Delete("doc-2.md")
+	enqueue("doc-2.md")
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if r, err := a.Wait(wctx, "doc-2.md", "", ""); err != nil || r.State != "deleted" || !r.Searchable {
+		t.Fatalf("wait for a delete: %+v, %v", r, err)
+	}
+	// A version of a key that is gone.
+	if _, err := a.Wait(ctx, "doc-2.md", cur.ETag, ""); !errors.Is(err, ErrGone) {
+		t.Fatalf("wait for a gone key's version: %v", err)
+	}
+	// A version whose change never arrives: the wait times out with the
+	// current state.
+	b.src.Put("doc-3.md", "text/markdown", []byte("# Doc 3\n\nNo event will announce this.\n"))
+	next, _ := b.src.Stat(ctx, "doc-3.md")
+	tctx, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	r, err = a.Wait(tctx, "doc-3.md", next.ETag, "")
+	if !errors.Is(err, context.DeadlineExceeded) || r.Searchable || r.State != "indexed" || r.ETag == next.ETag {
+		t.Fatalf("wait for a version never announced: %+v, %v", r, err)
+	}
+}
