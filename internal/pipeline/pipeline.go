@@ -236,7 +236,8 @@ type fullState struct {
 }
 
 // Health reports why the pipeline cannot make progress now (the disk
-// holding its ledger or index is full), or nil. It recovers by itself.
+// holding its ledger or index is full, or the index's server cannot be
+// reached), or nil. It recovers by itself.
 func (p *Pipeline) Health() error {
 	if f := p.full.Load(); f != nil && errors.Is(f.err, freshen.ErrIndexUnavailable) {
 		return fmt.Errorf("the index is unavailable since %s: changes wait in the queue until it answers (%w)",
