@@ -67,21 +67,21 @@ func tOrder(t *testing.T, e freshen.Embedder) {
 		if len(v) != dim {
 			t.Fatalf("vector %d has %d values, want Model().Dim = %d", i, len(v), dim)
 		}
-		if n := norm(v); math.Abs(n-1) > 1e-3 {
+		if n := Norm(v); math.Abs(n-1) > 1e-3 {
 			t.Errorf("vector %d (%q) has L2 norm %v, want 1", i, texts[i], n)
 		}
 	}
 	if !slices.Equal(batch[0], batch[3]) {
-		t.Errorf("the same text twice in one batch got different vectors (max diff %g)", maxDiff(batch[0], batch[3]))
+		t.Errorf("the same text twice in one batch got different vectors (max diff %g)", MaxDiff(batch[0], batch[3]))
 	}
-	if d := maxDiff(batch[0], batch[1]); d < 1e-3 {
+	if d := MaxDiff(batch[0], batch[1]); d < 1e-3 {
 		t.Errorf("different texts got (almost) the same vector (max diff %g)", d)
 	}
 	// Each text alone: same vector as in the batch, so the batch is in
 	// input order and batching does not change results.
 	for i, text := range texts {
 		alone := embed(t, e, []string{text})
-		if d := maxDiff(alone[0], batch[i]); d > Tolerance {
+		if d := MaxDiff(alone[0], batch[i]); d > Tolerance {
 			t.Errorf("text %d (%q): alone and in a batch differ by %g, want <= %g", i, text, d, Tolerance)
 		}
 	}
@@ -92,7 +92,7 @@ func tOrder(t *testing.T, e freshen.Embedder) {
 	}
 	for i := range texts {
 		if !slices.Equal(again[i], batch[i]) {
-			t.Errorf("text %d embedded twice: results differ by %g", i, maxDiff(again[i], batch[i]))
+			t.Errorf("text %d embedded twice: results differ by %g", i, MaxDiff(again[i], batch[i]))
 		}
 	}
 }
@@ -152,7 +152,7 @@ func tOwnership(t *testing.T, e freshen.Embedder) {
 	second := embed(t, e, texts[:2])
 	for i := range want {
 		if !slices.Equal(second[i], want[i]) {
-			t.Fatalf("vector %d changed after the caller modified an earlier result (max diff %g)", i, maxDiff(second[i], want[i]))
+			t.Fatalf("vector %d changed after the caller modified an earlier result (max diff %g)", i, MaxDiff(second[i], want[i]))
 		}
 	}
 }
@@ -188,7 +188,7 @@ func tConcurrent(t *testing.T, e freshen.Embedder) {
 					return
 				}
 				for i := range got {
-					if d := maxDiff(got[i], want[w][i]); d > Tolerance {
+					if d := MaxDiff(got[i], want[w][i]); d > Tolerance {
 						errs <- fmt.Errorf("worker %d text %d: differs from the serial result by %g", w, i, d)
 					}
 					clear(got[i])
@@ -223,7 +223,8 @@ func embed(t *testing.T, e freshen.Embedder, in []string) [][]float32 {
 	return vecs
 }
 
-func norm(v []float32) float64 {
+// Norm is v's Euclidean length.
+func Norm(v []float32) float64 {
 	var s float64
 	for _, x := range v {
 		s += float64(x) * float64(x)
@@ -231,9 +232,9 @@ func norm(v []float32) float64 {
 	return math.Sqrt(s)
 }
 
-// maxDiff is the largest absolute difference between a and b; +Inf when
+// MaxDiff is the largest absolute difference between a and b; +Inf when
 // their lengths differ.
-func maxDiff(a, b []float32) float64 {
+func MaxDiff(a, b []float32) float64 {
 	if len(a) != len(b) {
 		return math.Inf(1)
 	}

@@ -233,7 +233,7 @@ func TestEncodings(t *testing.T) {
 	for i, text := range texts {
 		want := openaitest.HashVector(text, 64)
 		for j, format := range []string{"base64", "float"} {
-			if d := maxDiff(got[j][i], want); d > 1e-6 {
+			if d := embedtest.MaxDiff(got[j][i], want); d > 1e-6 {
 				t.Errorf("%s: text %d differs from the server's vector by %g", format, i, d)
 			}
 		}
@@ -275,7 +275,7 @@ func TestBatching(t *testing.T) {
 				}
 			}
 			for i, text := range texts {
-				if d := maxDiff(vecs[i], openaitest.HashVector(text, 64)); d > 1e-6 {
+				if d := embedtest.MaxDiff(vecs[i], openaitest.HashVector(text, 64)); d > 1e-6 {
 					t.Errorf("text %d: not its own vector (differs by %g)", i, d)
 				}
 			}
@@ -336,10 +336,10 @@ func TestLongInputs(t *testing.T) {
 				want[d] += float64(e.CountTokens(w)) * float64(x)
 			}
 		}
-		if d := maxDiff(got, unit(want)); d > 1e-6 {
+		if d := embedtest.MaxDiff(got, unit(want)); d > 1e-6 {
 			t.Errorf("long text's vector differs from the weighted mean of its windows by %g", d)
 		}
-		if n := norm(got); math.Abs(n-1) > 1e-5 {
+		if n := embedtest.Norm(got); math.Abs(n-1) > 1e-5 {
 			t.Errorf("norm %v", n)
 		}
 	})
@@ -357,7 +357,7 @@ func TestLongInputs(t *testing.T) {
 		if !strings.HasPrefix(long, first) || te.CountTokens(first) > limit || te.CountTokens(first) < limit/2 {
 			t.Errorf("Truncate sent %q (%d tokens): want a prefix of the text cut near %d tokens", first, te.CountTokens(first), limit)
 		}
-		if d := maxDiff(got, openaitest.HashVector(first, 64)); d > 1e-6 {
+		if d := embedtest.MaxDiff(got, openaitest.HashVector(first, 64)); d > 1e-6 {
 			t.Errorf("Truncate: vector is not the first window's (differs by %g)", d)
 		}
 	})
@@ -372,14 +372,14 @@ func TestLongInputs(t *testing.T) {
 		if len(reqs) != 1 || len(reqs[0].Input) != 1 || !strings.HasPrefix(long, reqs[0].Input[0]) || e.CountTokens(reqs[0].Input[0]) > limit {
 			t.Fatalf("EmbedQuery of a long text sent %v", reqs)
 		}
-		if d := maxDiff(q, openaitest.HashVector(reqs[0].Input[0], 64)); d > 1e-6 {
+		if d := embedtest.MaxDiff(q, openaitest.HashVector(reqs[0].Input[0], 64)); d > 1e-6 {
 			t.Errorf("query vector differs by %g", d)
 		}
 		short, err := e.EmbedQuery(context.Background(), "short query")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := maxDiff(short, embed(t, e, "short query")[0]); d != 0 {
+		if d := embedtest.MaxDiff(short, embed(t, e, "short query")[0]); d != 0 {
 			t.Errorf("EmbedQuery and Embed differ by %g for a short query", d)
 		}
 		if _, err := e.EmbedQuery(context.Background(), " "); !errors.Is(err, freshen.ErrEmptyInput) || !freshen.IsPermanent(err) {
@@ -646,7 +646,7 @@ func TestUsage(t *testing.T) {
 func TestNormalizes(t *testing.T) {
 	e, _ := setup(t, openai.Config{}, openaitest.Options{Unnormalized: true})
 	for i, v := range embed(t, e, "not", "unit", "vectors") {
-		if n := norm(v); math.Abs(n-1) > 1e-6 {
+		if n := embedtest.Norm(v); math.Abs(n-1) > 1e-6 {
 			t.Errorf("vector %d has norm %v", i, n)
 		}
 	}
@@ -664,31 +664,12 @@ func unit(v []float64) []float32 {
 	return out
 }
 
-func norm(v []float32) float64 {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	return math.Sqrt(ss)
-}
-
-func maxDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var d float64
-	for i := range a {
-		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return d
-}
-
 func TestIndexNotOrder(t *testing.T) {
 	e, srv := setup(t, openai.Config{}, openaitest.Options{})
 	srv.Inject(openaitest.Fault{Reverse: true})
 	texts := []string{"first", "second", "third"}
 	for i, v := range embed(t, e, texts...) {
-		if d := maxDiff(v, openaitest.HashVector(texts[i], 64)); d > 1e-6 {
+		if d := embedtest.MaxDiff(v, openaitest.HashVector(texts[i], 64)); d > 1e-6 {
 			t.Errorf("text %d got another text's vector", i)
 		}
 	}
