@@ -139,7 +139,8 @@ func (d *lead) Release() {
 	}
 }
 
-// Heartbeat implements freshen.Coordinator.
+// Heartbeat implements freshen.Coordinator; it also forgets processes
+// not seen for a day.
 func (l *Ledger) Heartbeat(ctx context.Context, p freshen.Process) error {
 	if p.Leads == nil {
 		p.Leads = []string{}
@@ -147,18 +148,19 @@ func (l *Ledger) Heartbeat(ctx context.Context, p freshen.Process) error {
 	_, err := l.pool.Exec(ctx, `INSERT INTO processes (owner, host, pid, started, last_seen, leads) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (owner) DO UPDATE SET host = excluded.host, pid = excluded.pid, last_seen = excluded.last_seen, leads = excluded.leads`,
 		p.Owner, p.Host, p.PID, codec.Nanos(p.Started), codec.Nanos(l.now()), p.Leads)
+	if err == nil {
+		// Forget processes not seen for a day.
+		_, err = l.pool.Exec(ctx, `DELETE FROM processes WHERE last_seen < $1`, codec.Nanos(l.now().Add(-24*time.Hour)))
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: heartbeat: %w", classify(err))
 	}
 	return nil
 }
 
-// Processes implements freshen.Coordinator; it also forgets processes
-// not seen for a day.
+// Processes implements freshen.Coordinator. It only reads: status asks
+// for it every second.
 func (l *Ledger) Processes(ctx context.Context, since time.Time) ([]freshen.Process, error) {
-	if _, err := l.pool.Exec(ctx, `DELETE FROM processes WHERE last_seen < $1`, codec.Nanos(l.now().Add(-24*time.Hour))); err != nil {
-		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
-	}
 	rows, err := l.pool.Query(ctx, `SELECT owner, host, pid, started, last_seen, leads FROM processes WHERE last_seen >= $1 ORDER BY owner`, codec.Nanos(since))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: processes: %w", classify(err))
