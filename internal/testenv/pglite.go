@@ -73,12 +73,9 @@ func startPGlite(dir string, port int) (*PGlite, error) {
 		return nil, err
 	}
 	if port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if port, err = freePort(); err != nil {
 			return nil, err
 		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
 	}
 	data := filepath.Join(dir, "pgdata")
 	cmd := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-d", data)

@@ -88,12 +88,10 @@ func startPostgres(dir string) (*Postgres, error) {
 	if out, err := init.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	// The postmaster itself is the child, not pg_ctl's daemon: it dies
 	// with the test process, and its backends notice and exit.
 	cmd := exec.Command(server, "-D", data, "-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-k", dir,

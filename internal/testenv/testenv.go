@@ -67,12 +67,17 @@ func Binary(t testing.TB, name string) string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
+}
+
+// freePort is FreePort for code that reports errors.
+func freePort() (int, error) {
+	ports, err := freePorts("port")
+	return ports["port"], err
 }
 
 // VersityGW is a running versitygw with a POSIX backend.
