@@ -394,39 +394,44 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	if q.K <= 0 {
 		return nil, nil
 	}
+	vec := pgv.NewVector(q.Vector).String()
 	var hits []freshen.Hit
-	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
-		sql, args := x.searchSQL, []any{pgv.NewVector(q.Vector).String(), q.K}
-		if q.Prefix != "" {
+	var err error
+	if q.Prefix == "" {
+		// No filter: one query, no transaction.
+		hits, err = scanHits(x.pool.Query(ctx, x.searchSQL, vec, q.K))
+	} else {
+		// The iterative scan is set for this query's transaction only.
+		err = pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL hnsw.iterative_scan = strict_order`); err != nil {
 				return err
 			}
-			sql, args = x.searchPrefixSQL, append(args, q.Prefix)
-		}
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
+			hits, err = scanHits(tx.Query(ctx, x.searchPrefixSQL, vec, q.K, q.Prefix))
 			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var h freshen.Hit
-			var id, hash string
-			var dist float64
-			if err := rows.Scan(&id, &h.Bucket, &h.Key, &hash, &h.Ordinal, &h.Headings, &h.Text, &h.Version, &dist); err != nil {
-				return err
-			}
-			h.ID, h.Hash, h.Score = freshen.ChunkID(id), freshen.ChunkHash(hash), float32(1-dist)
-			if len(h.Headings) == 0 {
-				h.Headings = nil
-			}
-			hits = append(hits, h)
-		}
-		return rows.Err()
-	})
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pgvector: search %s: %w", x.name, classify(err))
 	}
 	return hits, nil
+}
+
+// scanHits reads a search's rows.
+func scanHits(rows pgx.Rows, err error) ([]freshen.Hit, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (freshen.Hit, error) {
+		var h freshen.Hit
+		var id, hash string
+		var dist float64
+		err := r.Scan(&id, &h.Bucket, &h.Key, &hash, &h.Ordinal, &h.Headings, &h.Text, &h.Version, &dist)
+		h.ID, h.Hash, h.Score = freshen.ChunkID(id), freshen.ChunkHash(hash), float32(1-dist)
+		if len(h.Headings) == 0 {
+			h.Headings = nil
+		}
+		return h, err
+	})
 }
 
 // page is how many rows Rows and Scan read per query.
