@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	testenv.StopSharedPGlite()
+	testenv.StopShared()
 	os.Exit(code)
 }
 

@@ -23,7 +23,7 @@ import (
 // by the first test that needs it) after the last test.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	testenv.StopSharedWeaviate()
+	testenv.StopShared()
 	os.Exit(code)
 }
 

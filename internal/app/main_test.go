@@ -9,7 +9,6 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	testenv.StopSharedWeaviate()
-	testenv.StopSharedPGlite()
+	testenv.StopShared()
 	os.Exit(code)
 }

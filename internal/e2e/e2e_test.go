@@ -45,9 +45,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	testenv.StopSharedWeaviate()
-	testenv.StopSharedPGlite()
-	testenv.StopSharedPostgres()
+	testenv.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

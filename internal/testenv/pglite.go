@@ -50,7 +50,7 @@ var (
 
 // SharedPGlite returns one PGlite server for the whole test binary,
 // started at the first call (start-up takes seconds); it dies with the
-// test process, and a TestMain that calls StopSharedPGlite after m.Run
+// test process, and a TestMain that calls StopShared after m.Run
 // also removes its data. Tests sharing it use their own tables
 // (UniqueTable).
 func SharedPGlite(t testing.TB) *PGlite {
@@ -58,9 +58,6 @@ func SharedPGlite(t testing.TB) *PGlite {
 	return sharedPG.get(t)
 }
 
-// StopSharedPGlite kills the shared server, if one was started, and
-// removes its data.
-func StopSharedPGlite() { sharedPG.stop() }
 
 // UniqueTable returns a table name no other test of this process uses.
 func UniqueTable(prefix string) string {

@@ -152,7 +152,7 @@ var (
 )
 
 // SharedPostgres returns one PostgreSQL server for the whole test binary,
-// started at the first call; a TestMain that calls StopSharedPostgres
+// started at the first call; a TestMain that calls StopShared
 // after m.Run also removes its data. Tests sharing it use their own
 // schemas (UniqueSchema).
 func SharedPostgres(t testing.TB) *Postgres {
@@ -160,9 +160,6 @@ func SharedPostgres(t testing.TB) *Postgres {
 	return sharedPostgres.get(t)
 }
 
-// StopSharedPostgres kills the shared server, if one was started, and
-// removes its data.
-func StopSharedPostgres() { sharedPostgres.stop() }
 
 // UniqueSchema returns a PostgreSQL schema name no other test of this
 // process uses.

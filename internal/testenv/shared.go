@@ -50,3 +50,12 @@ func (s *shared[S]) stop() {
 		s.srv, s.started = zero, false
 	}
 }
+
+// StopShared kills the shared servers this test binary started (PGlite,
+// PostgreSQL, Weaviate) and removes their data: a TestMain calls it after
+// m.Run.
+func StopShared() {
+	sharedPG.stop()
+	sharedPostgres.stop()
+	sharedWV.stop()
+}

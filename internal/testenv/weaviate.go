@@ -66,16 +66,13 @@ var (
 
 // SharedWeaviate returns one weaviate-server for the whole test binary,
 // started at the first call. It dies with the test process; a TestMain
-// that calls StopSharedWeaviate after m.Run also removes its data. A
+// that calls StopShared after m.Run also removes its data. A
 // missing binary or a failed start fails every test that asks.
 func SharedWeaviate(t testing.TB) *Weaviate {
 	t.Helper()
 	return sharedWV.get(t)
 }
 
-// StopSharedWeaviate kills the shared server, if one was started, and
-// removes its data.
-func StopSharedWeaviate() { sharedWV.stop() }
 
 // UniqueCollection returns a Weaviate class name (an upper-case letter,
 // then letters and digits) that no other test of this process uses.

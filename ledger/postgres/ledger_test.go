@@ -14,7 +14,7 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	testenv.StopSharedPostgres()
+	testenv.StopShared()
 	os.Exit(code)
 }
 
