@@ -58,7 +58,6 @@ func SharedPGlite(t testing.TB) *PGlite {
 	return sharedPG.get(t)
 }
 
-
 // UniqueTable returns a table name no other test of this process uses.
 func UniqueTable(prefix string) string {
 	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), tables.Add(1))

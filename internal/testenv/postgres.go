@@ -160,7 +160,6 @@ func SharedPostgres(t testing.TB) *Postgres {
 	return sharedPostgres.get(t)
 }
 
-
 // UniqueSchema returns a PostgreSQL schema name no other test of this
 // process uses.
 func UniqueSchema(prefix string) string {

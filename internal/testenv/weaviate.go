@@ -73,7 +73,6 @@ func SharedWeaviate(t testing.TB) *Weaviate {
 	return sharedWV.get(t)
 }
 
-
 // UniqueCollection returns a Weaviate class name (an upper-case letter,
 // then letters and digits) that no other test of this process uses.
 func UniqueCollection(prefix string) string {
