@@ -21,6 +21,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/awsconf"
 )
 
 // Supported model IDs (an inference profile ID or ARN naming one of them
@@ -126,15 +127,9 @@ func New(ctx context.Context, cfg Config, opts ...func(*awsconfig.LoadOptions) e
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	awsCfg, err := awsconf.Load(ctx, cfg.Region, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("bedrock: load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
 	}
 	client := bedrockruntime.NewFromConfig(awsCfg, func(o *bedrockruntime.Options) {
 		if cfg.Endpoint != "" {

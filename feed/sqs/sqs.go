@@ -24,6 +24,7 @@ import (
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/feed/internal/consume"
 	"github.com/freshen-io/freshen/feed/sns"
+	"github.com/freshen-io/freshen/internal/awsconf"
 )
 
 // Defaults of Config.
@@ -166,15 +167,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...func(*awscon
 		// An AWS queue URL names its region; the chain's may be another.
 		region = regionOf(cfg.QueueURL)
 	}
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	awsCfg, err := awsconf.Load(ctx, region, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sqs: load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
 	}
 	// Own the transport, so that Run can close its idle connections.
 	var closeIdle func()

@@ -21,6 +21,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/freshen-io/freshen"
+	"github.com/freshen-io/freshen/internal/awsconf"
 )
 
 // Config says which bucket to read and how to reach it. Credentials are
@@ -65,15 +66,9 @@ func New(ctx context.Context, cfg Config, opts ...func(*awsconfig.LoadOptions) e
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	awsCfg, err := awsconf.Load(ctx, cfg.Region, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: load AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
