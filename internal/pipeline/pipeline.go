@@ -208,9 +208,9 @@ type Pipeline struct {
 	stopWork  context.CancelFunc
 	done      chan struct{}
 
-	// full is set while the disk is full or the index unreachable: since
-	// when, and the error.
-	full atomic.Pointer[fullState]
+	// paused is set while the workers cannot write (the disk is full, or
+	// the index unreachable): since when, and the error.
+	paused atomic.Pointer[pause]
 	// budgetDay is the UTC day the budget was last found spent, and
 	// budgetErr the error that said so.
 	budgetDay atomic.Pointer[string]
@@ -230,7 +230,7 @@ func (p *Pipeline) BudgetSpent() error {
 	return nil
 }
 
-type fullState struct {
+type pause struct {
 	since time.Time
 	err   error
 }
@@ -239,11 +239,11 @@ type fullState struct {
 // holding its ledger or index is full, or the index's server cannot be
 // reached), or nil. It recovers by itself.
 func (p *Pipeline) Health() error {
-	if f := p.full.Load(); f != nil && errors.Is(f.err, freshen.ErrIndexUnavailable) {
+	if f := p.paused.Load(); f != nil && errors.Is(f.err, freshen.ErrIndexUnavailable) {
 		return fmt.Errorf("the index is unavailable since %s: changes wait in the queue until it answers (%w)",
 			f.since.UTC().Format(time.RFC3339), f.err)
 	}
-	if f := p.full.Load(); f != nil {
+	if f := p.paused.Load(); f != nil {
 		return fmt.Errorf("no space left for the ledger or the index since %s: new changes wait in the queue until space is freed (%w)",
 			f.since.UTC().Format(time.RFC3339), f.err)
 	}
@@ -256,7 +256,7 @@ func (p *Pipeline) Health() error {
 func (p *Pipeline) NoteWrite(err error) {
 	switch {
 	case errors.Is(err, freshen.ErrNoSpace):
-		p.noteFull(err)
+		p.notePause(err)
 	case err == nil:
 		p.noteProgress()
 	}
@@ -271,10 +271,10 @@ func (p *Pipeline) noteBudget(err error) {
 	}
 }
 
-// noteFull records a write that failed for lack of space, or an index
+// notePause records a write that failed for lack of space, or an index
 // that cannot be reached: the workers pause until a commit succeeds.
-func (p *Pipeline) noteFull(err error) {
-	if p.full.CompareAndSwap(nil, &fullState{since: time.Now(), err: err}) {
+func (p *Pipeline) notePause(err error) {
+	if p.paused.CompareAndSwap(nil, &pause{since: time.Now(), err: err}) {
 		if errors.Is(err, freshen.ErrIndexUnavailable) {
 			p.log.Error("the index is unavailable; pausing until it answers", "err", err)
 		} else {
@@ -285,7 +285,7 @@ func (p *Pipeline) noteFull(err error) {
 
 // noteProgress clears the paused state after a successful commit.
 func (p *Pipeline) noteProgress() {
-	if f := p.full.Swap(nil); f != nil {
+	if f := p.paused.Swap(nil); f != nil {
 		p.log.Warn("writes succeed again; resuming", "paused_for", time.Since(f.since).Round(time.Second))
 	}
 }
@@ -428,7 +428,7 @@ func (p *Pipeline) run(leaseCtx, workCtx context.Context, drain bool) (int, erro
 // dispatch leases keys and hands them to the workers.
 func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease, drain bool) error {
 	const poll = 500 * time.Millisecond
-	var full time.Duration // the current pause while the disk is full
+	var wait time.Duration // the current wait while paused
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -438,20 +438,20 @@ func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease
 			return err
 		}
 		n := p.cfg.Workers
-		if f := p.full.Load(); f != nil {
+		if f := p.paused.Load(); f != nil {
 			if drain {
 				// `freshen sync` stops and says so; the keys stay queued.
 				return f.err
 			}
 			// Probe with one key at a time, less and less often, until a
 			// commit succeeds again: no log flood, no busy loop.
-			full = min(max(2*full, time.Second), 30*time.Second)
-			if !service.Sleep(ctx, full) {
+			wait = min(max(2*wait, time.Second), 30*time.Second)
+			if !service.Sleep(ctx, wait) {
 				return ctx.Err()
 			}
 			n = 1
 		} else {
-			full = 0
+			wait = 0
 		}
 		ls, err := p.led.Lease(ctx, freshen.LeaseParams{Owner: p.cfg.Owner, Max: n, TTL: p.cfg.LeaseTTL})
 		if err != nil {
@@ -459,7 +459,7 @@ func (p *Pipeline) dispatch(ctx context.Context, out, fresh chan<- freshen.Lease
 				return ctx.Err()
 			}
 			if errors.Is(err, freshen.ErrNoSpace) {
-				p.noteFull(err)
+				p.notePause(err)
 				continue
 			}
 			p.log.Warn("lease failed", "err", err)
@@ -649,7 +649,7 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		// Not the key's fault: give it back uncounted (if even that can
 		// be written) and pause the pool.
 		res.Outcome = OutcomeRequeued
-		p.noteFull(err)
+		p.notePause(err)
 		ferr = p.led.Release(ctx, ls)
 		if errors.Is(ferr, freshen.ErrNoSpace) {
 			ferr = nil // the lease expires instead
@@ -661,7 +661,7 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		// Not the key's fault either: the index's server is down. Give
 		// the key back and pause the pool, probing, until it answers.
 		res.Outcome = OutcomeRequeued
-		p.noteFull(err)
+		p.notePause(err)
 		ferr = p.led.Release(ctx, ls)
 	case freshen.IsNotAttempt(err):
 		res.Outcome = OutcomeRequeued
