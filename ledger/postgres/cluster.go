@@ -133,7 +133,12 @@ func (d *lead) Release() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conn != nil {
-		// Closing the session frees the lock.
+		// Unlock first, so that the lock is free when Release returns
+		// (the server frees a closed session's locks only as it notices
+		// the close); closing the session frees it anyway.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext($1))`, d.l.schema+":"+d.job)
+		cancel()
 		d.conn.Close(context.Background())
 		d.conn = nil
 	}
