@@ -267,3 +267,21 @@ var ErrLeaseLost = errLeaseLost{}
 type errLeaseLost struct{}
 
 func (errLeaseLost) Error() string { return "lease lost" }
+
+// Settings is implemented by ledgers that keep small named values for
+// every process that shares them: freshen keeps its registry of index
+// generations there (which one serves search, which one is being built).
+type Settings interface {
+	// Setting returns the value of name; ok is false when it is unset.
+	Setting(ctx context.Context, name string) (value string, ok bool, err error)
+	// SwapSetting sets name to value if its value is still old (unset,
+	// when oldOK is false), atomically; it reports whether it did.
+	SwapSetting(ctx context.Context, name, old string, oldOK bool, value string) (bool, error)
+}
+
+// Purger is implemented by ledgers that can forget a whole generation:
+// Purge deletes every object row, chunk set, intent, queued key and
+// cached embedding, and keeps the settings and the lifetime counters.
+type Purger interface {
+	Purge(ctx context.Context) error
+}

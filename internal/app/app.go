@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/chunk"
@@ -39,8 +40,19 @@ type App struct {
 	// BudgetSpent, when set (by `freshen run`), reports that today's
 	// embedding budget no longer fits a batch.
 	BudgetSpent func() error
-	lock        *os.File
 	waits       commits
+	// Gen is the generation this App is; Other, on the serving one, is
+	// the live generation beside it (building or retired), or nil.
+	Gen   Generation
+	Other *App
+	// Registry is the generation registry as read at Open.
+	Registry Registry
+	// Reuse finds vectors for this generation's chunks in the other
+	// generation's cache (see pipeline.Config.Reuse).
+	Reuse          func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error)
+	sharedEmbedder bool
+	// shared is set on the serving generation's App, which closes it.
+	shared *shared
 	// Owner names this process's leases and its entry in a shared
 	// ledger's process registry ("" picks a random name per pipeline).
 	Owner string
@@ -95,21 +107,25 @@ func Check(cfg config.Config) error {
 	return errors.Join(errs...)
 }
 
-// Open builds every component. Close releases them.
+// Open builds every component of the serving generation, and of the
+// generation beside it (App.Other) when a migration is under way or an
+// old generation is kept for a rollback. Close releases them.
 func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error) {
 	if err := Check(cfg); err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: o.Log}
-	if a.Log == nil {
-		a.Log = slog.New(slog.DiscardHandler)
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	s := &shared{}
 	defer func() {
 		if err != nil {
-			a.Close() // what was opened so far
+			s.close()
 		}
 	}()
-	if a.Filter, err = config.NewFilter(cfg.Source); err != nil {
+	filter, err := config.NewFilter(cfg.Source)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -118,20 +134,113 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 	// The data directory is locked when it holds a database only one
 	// process may write: the SQLite ledger, the embedded index.
 	if o.Exclusive && (cfg.Ledger.Type == "sqlite" || cfg.Index.Type == "embedded") {
-		if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
 	}
 	switch {
 	case o.Source != nil:
-		a.Source = o.Source
+		s.source = o.Source
 	case !o.NoSource:
-		if a.Source, err = s3source.New(ctx, s3source.Config{Bucket: cfg.Source.Bucket, Endpoint: cfg.Source.Endpoint,
+		if s.source, err = s3source.New(ctx, s3source.Config{Bucket: cfg.Source.Bucket, Endpoint: cfg.Source.Endpoint,
 			Region: cfg.Source.Region, PathStyle: cfg.Source.PathStyle}); err != nil {
 			return nil, err
 		}
 	}
-	if a.Embedder = o.Embedder; a.Embedder == nil {
+	// Through locals: a constructor's typed nil must not become a
+	// non-nil interface that Close would call.
+	root, err := ledgers[cfg.Ledger.Type](ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.root = root
+	if r, ok := root.(interface{ ReleaseAll(context.Context) error }); ok && o.Exclusive && cfg.Ledger.Type == "sqlite" {
+		// The data-dir lock proves no other process uses this ledger:
+		// every lease in it is a crashed predecessor's. (A shared
+		// ledger waits for leases to expire instead.)
+		if err := r.ReleaseAll(ctx); err != nil {
+			return nil, err
+		}
+	}
+	reg, err := ReadRegistry(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	if len(reg.Gens) == 0 {
+		if reg, err = adoptRegistry(ctx, root, cfg); err != nil {
+			return nil, fmt.Errorf("recording generation 1: %w", err)
+		}
+	}
+	a, err := s.openGen(ctx, cfg, filter, reg.Serving(), nil, o, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Registry, a.shared = reg, s
+	if g, ok := reg.Other(); ok {
+		if a.Other, err = s.openGen(ctx, cfg, filter, g, a, o, log); err != nil {
+			return nil, fmt.Errorf("generation %d: %w", g.ID, err)
+		}
+		a.Other.Registry = reg
+		a.Other.Reuse, a.Reuse = reuseFrom(a), reuseFrom(a.Other)
+	}
+	if !a.Matches(cfg) {
+		log.Warn("the configuration's embedder or chunking differs from the generation serving search; it is not applied until a migration builds it",
+			"serving", a.Gen.ID, "differences", strings.Join(describeChange(a.Gen.Spec, specOf(cfg)), "; "),
+			"next", "freshen migrate plan --config FILE")
+	}
+	return a, nil
+}
+
+// Matches reports whether cfg's embedder and chunking are those of a live
+// generation (the serving one, or the one beside it).
+func (a *App) Matches(cfg config.Config) bool {
+	if sameVectors(specOf(cfg), a.Gen.Spec) && cfg.Index.Type == a.Gen.Spec.Index.Type {
+		return true
+	}
+	return a.Other != nil && sameVectors(specOf(cfg), a.Other.Gen.Spec) && cfg.Index.Type == a.Other.Gen.Spec.Index.Type
+}
+
+// shared is what the generations of one process share: the data-dir
+// lock, the source and the root ledger (which holds the registry).
+type shared struct {
+	lock   *os.File
+	source freshen.Source
+	root   freshen.Ledger
+	// rootOwned is set when a generation's App closes the root ledger.
+	rootOwned bool
+}
+
+func (s *shared) close() error {
+	var err error
+	if s.root != nil && !s.rootOwned {
+		err = s.root.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
+}
+
+// openGen opens generation g's embedder, chunker, ledger and index. peer,
+// when set, is the serving generation: an equal embedder is shared with
+// it (one rate limiter and breaker for the provider).
+func (s *shared) openGen(ctx context.Context, file config.Config, filter *config.Filter, g Generation, peer *App, o Options, log *slog.Logger) (_ *App, err error) {
+	cfg := configFor(file, g)
+	a := &App{Config: cfg, Filter: filter, Source: s.source, Log: log, Gen: g}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data-dir: %w", err)
+	}
+	switch {
+	case peer != nil && sameEmbedder(cfg.Embedder, peer.Config.Embedder):
+		a.Embedder, a.sharedEmbedder = peer.Embedder, true
+	case o.Embedder != nil && sameEmbedder(cfg.Embedder, file.Embedder):
+		a.Embedder = o.Embedder
+	default:
 		if a.Embedder, err = embedders[cfg.Embedder.Type](ctx, cfg); err != nil {
 			return nil, err
 		}
@@ -140,34 +249,71 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 	if a.Chunker, err = chunk.New(cfg.Chunk); err != nil {
 		return nil, err
 	}
-	// Through locals: a constructor's typed nil must not become a
-	// non-nil interface that Close would call.
-	led, err := ledgers[cfg.Ledger.Type](ctx, cfg)
-	if err != nil {
-		return nil, err
+	if g.ID == 1 {
+		a.Ledger = s.root
+		s.rootOwned = true
+	} else {
+		led, err := ledgers[cfg.Ledger.Type](ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.Ledger = led
+		if r, ok := led.(interface{ ReleaseAll(context.Context) error }); ok && s.lock != nil && cfg.Ledger.Type == "sqlite" {
+			if err := r.ReleaseAll(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
-	a.Ledger = led
 	idx, err := indexes[cfg.Index.Type](ctx, cfg, a.Embedder.Model().Dim)
 	if err != nil {
 		return nil, err
 	}
 	a.Index = idx
-	if r, ok := a.Ledger.(interface{ ReleaseAll(context.Context) error }); ok && o.Exclusive && cfg.Ledger.Type == "sqlite" {
-		// The data-dir lock proves no other process uses this ledger:
-		// every lease in it is a crashed predecessor's. (A shared
-		// ledger waits for leases to expire instead.)
-		if err := r.ReleaseAll(ctx); err != nil {
+	return a, nil
+}
+
+// sameEmbedder reports whether two embedder sections make the same
+// vectors (tuning aside).
+func sameEmbedder(a, b config.EmbedderConfig) bool {
+	return sameVectors(Spec{Embedder: a}, Spec{Embedder: b})
+}
+
+// reuseFrom finds vectors in a's embedding cache for chunks made by
+// another chunker: a chunk's hash covers its chunker's version, so the
+// same text is looked up under a's. Only vectors of the same model are
+// reused.
+func reuseFrom(a *App) func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error) {
+	return func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error) {
+		if model != a.Embedder.Model().Name {
+			return nil, nil
+		}
+		version := a.Chunker.Version()
+		theirs := make([]freshen.ChunkHash, len(chunks))
+		for i, ch := range chunks {
+			theirs[i] = freshen.HashChunk(version, ch.Text)
+		}
+		found, err := a.Ledger.CachedEmbeddings(ctx, model, theirs)
+		if err != nil || len(found) == 0 {
 			return nil, err
 		}
+		out := make(map[freshen.ChunkHash][]float32, len(found))
+		for i, ch := range chunks {
+			if v, ok := found[theirs[i]]; ok {
+				out[ch.Hash] = v
+			}
+		}
+		return out, nil
 	}
-	return a, nil
 }
 
 // Close releases every component; it may be called on a partly opened
 // App.
 func (a *App) Close() error {
 	var errs []error
-	if c, ok := a.Embedder.(io.Closer); ok {
+	if a.Other != nil {
+		errs = append(errs, a.Other.Close())
+	}
+	if c, ok := a.Embedder.(io.Closer); ok && !a.sharedEmbedder {
 		errs = append(errs, c.Close())
 	}
 	if a.Index != nil {
@@ -176,15 +322,39 @@ func (a *App) Close() error {
 	if a.Ledger != nil {
 		errs = append(errs, a.Ledger.Close())
 	}
-	if a.lock != nil {
-		a.lock.Close()
+	if a.shared != nil {
+		errs = append(errs, a.shared.close())
 	}
 	return errors.Join(errs...)
 }
 
 // Sink builds the intake every feed and the reconciler hand changes to.
+// Changes go to every live generation: the one being built (or kept for
+// a rollback) stays as fresh as the serving one.
 func (a *App) Sink(obs intake.Observer, wake func()) *intake.Sink {
-	return intake.New(intake.Config{Bucket: a.Config.Source.Bucket, Match: a.Filter.Match}, a.Ledger, obs, wake)
+	var q intake.Queue = a.Ledger
+	if a.Other != nil {
+		q = fanout{a.Ledger, a.Other.Ledger}
+	}
+	return intake.New(intake.Config{Bucket: a.Config.Source.Bucket, Match: a.Filter.Match}, q, obs, wake)
+}
+
+// fanout queues each change in every generation's ledger; it reports the
+// first one's count of new keys.
+type fanout []freshen.Ledger
+
+func (f fanout) Enqueue(ctx context.Context, changes []freshen.Change) (int, error) {
+	var added int
+	for i, l := range f {
+		n, err := l.Enqueue(ctx, changes)
+		if err != nil {
+			return added, err
+		}
+		if i == 0 {
+			added = n
+		}
+	}
+	return added, nil
 }
 
 // Feeds builds the configured feeds.
@@ -205,6 +375,7 @@ func (a *App) Pipeline(onDone func(pipeline.Result)) *pipeline.Pipeline {
 	cfg := a.Config.Pipeline()
 	cfg.Match = a.Filter.Match
 	cfg.Owner = a.Owner
+	cfg.Reuse = a.Reuse
 	return pipeline.New(cfg, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
 }
 

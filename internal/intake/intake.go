@@ -23,6 +23,12 @@ type Observer interface {
 	Ignored(origin, reason string, n int)
 }
 
+// Queue is where the sink queues changes: the ledger's queue (or every
+// live generation's).
+type Queue interface {
+	Enqueue(ctx context.Context, changes []freshen.Change) (int, error)
+}
+
 // Config says which changes are wanted.
 type Config struct {
 	// Bucket is the watched bucket; changes for others are dropped.
@@ -33,10 +39,8 @@ type Config struct {
 
 // Sink implements freshen.Sink over the ledger's queue.
 type Sink struct {
-	cfg Config
-	q   interface {
-		Enqueue(ctx context.Context, changes []freshen.Change) (int, error)
-	}
+	cfg  Config
+	q    Queue
 	obs  Observer
 	wake func()
 }
@@ -45,7 +49,7 @@ var _ freshen.Sink = (*Sink)(nil)
 
 // New builds a sink. wake (may be nil) is called after changes were
 // queued; obs may be nil.
-func New(cfg Config, q freshen.Queue, obs Observer, wake func()) *Sink {
+func New(cfg Config, q Queue, obs Observer, wake func()) *Sink {
 	if wake == nil {
 		wake = func() {}
 	}

@@ -22,7 +22,13 @@ type embedCache struct {
 	batch int
 	// budget is the most tokens to embed per UTC day (0: no limit).
 	budget int64
-	now    func() time.Time
+	// spentToday, if set, counts today's tokens instead of the ledger's
+	// counters (generations built side by side share one budget).
+	spentToday func(ctx context.Context) (int64, error)
+	// reuse, if set, finds vectors for misses elsewhere (the other
+	// generation's cache, for the same model); nil results are misses.
+	reuse func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error)
+	now   func() time.Time
 
 	mu       sync.Mutex
 	inflight map[freshen.ChunkHash]*call
@@ -54,6 +60,9 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 	}
 	out, err := c.led.CachedEmbeddings(ctx, model, hashes)
 	if err != nil {
+		return nil, work, nil, err
+	}
+	if err := c.reuseVectors(ctx, model, hashes, texts, out); err != nil {
 		return nil, work, nil, err
 	}
 	var mine []freshen.ChunkHash
@@ -189,6 +198,34 @@ func (c *embedCache) vectors(ctx context.Context, model string, chunks []freshen
 	return out, work, embedded, nil
 }
 
+// reuseVectors fills misses of out from the reuse source, and caches
+// what it found in this ledger (at no cost: nothing was embedded).
+func (c *embedCache) reuseVectors(ctx context.Context, model string, hashes []freshen.ChunkHash, texts map[freshen.ChunkHash]string, out map[freshen.ChunkHash][]float32) error {
+	if c.reuse == nil || len(out) == len(hashes) {
+		return nil
+	}
+	var misses []freshen.Chunk
+	for _, h := range hashes {
+		if _, ok := out[h]; !ok {
+			misses = append(misses, freshen.Chunk{Hash: h, Text: texts[h]})
+		}
+	}
+	found, err := c.reuse(ctx, model, misses)
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	for h, v := range found {
+		if err := freshen.CheckDim(v, c.emb.Model().Dim); err != nil {
+			delete(found, h)
+		}
+	}
+	if err := c.led.CacheEmbeddings(ctx, model, found, freshen.Counters{}); err != nil {
+		return err
+	}
+	maps.Copy(out, found)
+	return nil
+}
+
 func isCancel(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
@@ -205,15 +242,25 @@ func (c *embedCache) spend(ctx context.Context, batch []string) error {
 	for _, t := range batch {
 		need += int64(c.countTokens(t))
 	}
-	counters, err := c.led.Counters(ctx)
-	if err != nil {
-		return err
+	var today int64
+	if c.spentToday != nil {
+		t, err := c.spentToday(ctx)
+		if err != nil {
+			return err
+		}
+		today = t
+	} else {
+		counters, err := c.led.Counters(ctx)
+		if err != nil {
+			return err
+		}
+		today = counters.TokensToday
 	}
-	if counters.TokensToday+need <= c.budget {
+	if today+need <= c.budget {
 		return nil
 	}
 	now := c.now().UTC()
 	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	return freshen.Retryable(fmt.Errorf("%w: %d of %d tokens used today, this batch needs %d; embedding resumes at %s",
-		freshen.ErrBudgetSpent, counters.TokensToday, c.budget, need, midnight.Format(time.RFC3339)), midnight.Sub(now))
+		freshen.ErrBudgetSpent, today, c.budget, need, midnight.Format(time.RFC3339)), midnight.Sub(now))
 }

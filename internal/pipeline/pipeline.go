@@ -72,6 +72,14 @@ type Config struct {
 	// BudgetTokensPerDay stops embedding for the rest of the UTC day once
 	// that many tokens were embedded (0: no budget). Keys wait, uncounted.
 	BudgetTokensPerDay int64
+	// SpentToday, if set, counts the tokens spent today against the
+	// budget (default: this ledger's counters).
+	SpentToday func(ctx context.Context) (int64, error)
+	// Reuse, if set, is asked for the vectors of chunks missing from the
+	// ledger's cache before they are embedded: a generation being built
+	// for new chunk settings reuses the serving one's vectors of every
+	// chunk whose text is unchanged.
+	Reuse func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error)
 }
 
 // Defaults are the defaults of Config.
@@ -306,6 +314,7 @@ func New(cfg Config, src freshen.Source, ext freshen.Extractor, chk freshen.Chun
 	p := &Pipeline{cfg: cfg, src: src, ext: ext, chk: chk, emb: emb, idx: idx, led: led, log: log,
 		cache: newEmbedCache(led, emb, cfg.EmbedBatch), onDone: onDone, wake: make(chan struct{}, 1)}
 	p.cache.budget = cfg.BudgetTokensPerDay
+	p.cache.spentToday, p.cache.reuse = cfg.SpentToday, cfg.Reuse
 	return p
 }
 

@@ -41,6 +41,89 @@ func Run(t *testing.T, newLedger NewLedger) {
 		t.Run("ReclaimQueuesARewrite", func(t *testing.T) { tReclaimQueuesARewrite(t, newLedger) })
 	})
 	t.Run("EmbeddingCache", func(t *testing.T) { tEmbeddingCache(t, newLedger) })
+	t.Run("SettingsSwapAtomically", func(t *testing.T) { tSettings(t, newLedger) })
+	t.Run("PurgeForgetsAGeneration", func(t *testing.T) { tPurge(t, newLedger) })
+}
+
+// tSettings: a setting changes only from the value the caller read, so
+// two processes racing to change the generation registry cannot both win.
+func tSettings(t *testing.T, newLedger NewLedger) {
+	l := newLedger(t, time.Now)
+	s, ok := l.(freshen.Settings)
+	if !ok {
+		t.Fatalf("%T does not implement freshen.Settings", l)
+	}
+	ctx := context.Background()
+	if _, ok, err := s.Setting(ctx, "gens"); err != nil || ok {
+		t.Fatalf("unset setting: ok %v, err %v", ok, err)
+	}
+	if won, err := s.SwapSetting(ctx, "gens", "", false, "v1"); err != nil || !won {
+		t.Fatalf("first set: won %v, err %v", won, err)
+	}
+	if won, err := s.SwapSetting(ctx, "gens", "", false, "other"); err != nil || won {
+		t.Fatalf("a second create must lose: won %v, err %v", won, err)
+	}
+	if won, err := s.SwapSetting(ctx, "gens", "stale", true, "v2"); err != nil || won {
+		t.Fatalf("a swap from a stale value must lose: won %v, err %v", won, err)
+	}
+	if won, err := s.SwapSetting(ctx, "gens", "v1", true, "v2"); err != nil || !won {
+		t.Fatalf("swap from the current value: won %v, err %v", won, err)
+	}
+	if v, ok, err := s.Setting(ctx, "gens"); err != nil || !ok || v != "v2" {
+		t.Fatalf("setting = %q, %v, %v; want v2", v, ok, err)
+	}
+	// Settings are not the ledger's own identity (Stamped).
+	if st, ok := l.(freshen.Stamped); ok {
+		self, _, err := st.Stamp(ctx)
+		if err != nil || self == "" || self == "v2" {
+			t.Fatalf("stamp after settings: %q, %v", self, err)
+		}
+	}
+}
+
+// tPurge: Purge forgets objects, chunks, the queue and the cache, and
+// keeps the settings and the lifetime counters.
+func tPurge(t *testing.T, newLedger NewLedger) {
+	l := newLedger(t, time.Now)
+	p, ok := l.(freshen.Purger)
+	if !ok {
+		t.Fatalf("%T does not implement freshen.Purger", l)
+	}
+	ctx := context.Background()
+	mustEnqueue(t, l, []freshen.Change{change("a.md", time.Now())})
+	ls := lease(t, l, "w", 1, time.Minute)
+	must(t, l.Complete(ctx, ls[0], freshen.Commit{
+		Object: freshen.ObjectRecord{Bucket: "b", Key: "a.md", ETag: "e1", State: freshen.StateIndexed, Chunks: 1},
+		Chunks: []freshen.ChunkRef{{ID: "c1", Hash: "h1"}}}))
+	mustEnqueue(t, l, []freshen.Change{change("q.md", time.Now())})
+	if err := l.CacheEmbeddings(ctx, "m", map[freshen.ChunkHash][]float32{"h1": {1, 0}}, freshen.Counters{TokensEmbedded: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := l.(freshen.Settings); ok {
+		if _, err := s.SwapSetting(ctx, "keep", "", false, "yes"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := l.Summary(ctx); err != nil || sum != (freshen.Summary{}) {
+		t.Fatalf("summary after purge: %+v, %v", sum, err)
+	}
+	if n, _, err := l.Backlog(ctx); err != nil || n != 0 {
+		t.Fatalf("backlog after purge: %d, %v", n, err)
+	}
+	if got, err := l.CachedEmbeddings(ctx, "m", []freshen.ChunkHash{"h1"}); err != nil || len(got) != 0 {
+		t.Fatalf("cache after purge: %v, %v", got, err)
+	}
+	if c, err := l.Counters(ctx); err != nil || c.TokensEmbedded != 7 {
+		t.Fatalf("counters after purge: %+v, %v (want kept)", c, err)
+	}
+	if s, ok := l.(freshen.Settings); ok {
+		if v, ok, err := s.Setting(ctx, "keep"); err != nil || !ok || v != "yes" {
+			t.Fatalf("setting after purge: %q %v %v", v, ok, err)
+		}
+	}
 }
 
 // lease leases up to max keys for owner.
