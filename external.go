@@ -78,3 +78,18 @@ type RowScanner interface {
 	// the index.
 	Rows(ctx context.Context, bucket string, fn func(Row) error) error
 }
+
+// Publisher is implemented by indexes that applications may query
+// directly: Publish makes a stable name (a PostgreSQL view, a Weaviate
+// alias) refer to this index, atomically, so that a switch of index
+// generations moves those applications too. With replace false it only
+// creates the name when it does not exist yet.
+type Publisher interface {
+	Publish(ctx context.Context, name string, replace bool) error
+}
+
+// Dropper is implemented by indexes that can delete themselves (the
+// storage of an index generation that is no longer wanted).
+type Dropper interface {
+	Drop(ctx context.Context) error
+}

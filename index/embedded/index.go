@@ -420,3 +420,14 @@ func unit(v []float32) []float32 {
 	}
 	return out
 }
+
+var _ freshen.Dropper = (*Index)(nil)
+
+// Drop implements freshen.Dropper: it deletes every record (the file
+// itself goes with its generation's directory).
+func (x *Index) Drop(ctx context.Context) error {
+	return x.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM records`)
+		return err
+	})
+}

@@ -51,6 +51,7 @@ type App struct {
 	// generation's cache (see pipeline.Config.Reuse).
 	Reuse          func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error)
 	sharedEmbedder bool
+	spentToday     func(ctx context.Context) (int64, error)
 	// shared is set on the serving generation's App, which closes it.
 	shared *shared
 	// Owner names this process's leases and its entry in a shared
@@ -120,8 +121,8 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 	}
 	s := &shared{}
 	defer func() {
-		if err != nil {
-			s.close()
+		if err != nil && s.lock != nil {
+			s.lock.Close()
 		}
 	}()
 	filter, err := config.NewFilter(cfg.Source)
@@ -147,6 +148,33 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 			return nil, err
 		}
 	}
+	s.file, s.opts, s.filter, s.log = cfg, o, filter, log
+	return s.open(ctx)
+}
+
+// Reopen opens the generations the registry lists now, sharing this
+// App's data-dir lock and source (which it takes over); the caller
+// closes this App once nothing uses it.
+func (a *App) Reopen(ctx context.Context) (*App, error) {
+	s := a.shared
+	ns := &shared{lock: s.lock, source: s.source, file: s.file, opts: s.opts, filter: s.filter, log: s.log}
+	n, err := ns.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = nil
+	return n, nil
+}
+
+// open opens the root ledger, reads (or starts) the registry and opens
+// the live generations.
+func (s *shared) open(ctx context.Context) (_ *App, err error) {
+	cfg, o, filter, log := s.file, s.opts, s.filter, s.log
+	defer func() {
+		if err != nil && s.root != nil && !s.rootOwned {
+			s.root.Close()
+		}
+	}()
 	// Through locals: a constructor's typed nil must not become a
 	// non-nil interface that Close would call.
 	root, err := ledgers[cfg.Ledger.Type](ctx, cfg)
@@ -178,10 +206,25 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *App, err error)
 	a.Registry, a.shared = reg, s
 	if g, ok := reg.Other(); ok {
 		if a.Other, err = s.openGen(ctx, cfg, filter, g, a, o, log); err != nil {
+			a.shared = nil
+			a.Close()
 			return nil, fmt.Errorf("generation %d: %w", g.ID, err)
 		}
 		a.Other.Registry = reg
 		a.Other.Reuse, a.Reuse = reuseFrom(a), reuseFrom(a.Other)
+		// One budget for all the embedding, whichever generation it is for.
+		spent := func(ctx context.Context) (int64, error) {
+			var sum int64
+			for _, l := range []freshen.Ledger{a.Ledger, a.Other.Ledger} {
+				c, err := l.Counters(ctx)
+				if err != nil {
+					return 0, err
+				}
+				sum += c.TokensToday
+			}
+			return sum, nil
+		}
+		a.spentToday, a.Other.spentToday = spent, spent
 	}
 	if !a.Matches(cfg) {
 		log.Warn("the configuration's embedder or chunking differs from the generation serving search; it is not applied until a migration builds it",
@@ -208,6 +251,11 @@ type shared struct {
 	root   freshen.Ledger
 	// rootOwned is set when a generation's App closes the root ledger.
 	rootOwned bool
+	// What Open was given, for Reopen.
+	file   config.Config
+	opts   Options
+	filter *config.Filter
+	log    *slog.Logger
 }
 
 func (s *shared) close() error {
@@ -375,7 +423,7 @@ func (a *App) Pipeline(onDone func(pipeline.Result)) *pipeline.Pipeline {
 	cfg := a.Config.Pipeline()
 	cfg.Match = a.Filter.Match
 	cfg.Owner = a.Owner
-	cfg.Reuse = a.Reuse
+	cfg.Reuse, cfg.SpentToday = a.Reuse, a.spentToday
 	return pipeline.New(cfg, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
 }
 

@@ -18,6 +18,10 @@ type Estimate struct {
 	Objects int   `json:"objects"`
 	Chunks  int   `json:"chunks"`
 	Tokens  int64 `json:"tokens"`
+	// Cached counts the distinct chunks whose vectors are already known
+	// (the embedding cache, or another generation's for the same model
+	// and text): they cost nothing.
+	Cached int `json:"cached"`
 	// Requests is how many embedding calls that takes at the batch size.
 	Requests int64 `json:"requests"`
 	// USD prices Tokens with embedder.price-per-million-tokens.
@@ -88,8 +92,28 @@ func (a *App) Estimate(ctx context.Context) (Estimate, error) {
 			if err != nil {
 				return err
 			}
+			if a.Reuse != nil {
+				var misses []freshen.Chunk
+				for _, c := range chunks {
+					if !counted[c.Hash] && cached[c.Hash] == nil {
+						misses = append(misses, c)
+					}
+				}
+				found, err := a.Reuse(ctx, model, misses)
+				if err != nil {
+					return err
+				}
+				for h, v := range found {
+					cached[h] = v
+				}
+			}
 			for _, c := range chunks {
-				if counted[c.Hash] || cached[c.Hash] != nil {
+				if counted[c.Hash] {
+					continue
+				}
+				if cached[c.Hash] != nil {
+					counted[c.Hash] = true
+					est.Cached++
 					continue
 				}
 				counted[c.Hash] = true
@@ -102,7 +126,7 @@ func (a *App) Estimate(ctx context.Context) (Estimate, error) {
 		}
 	}
 	batch := int64(a.Config.Pipeline().WithDefaults().EmbedBatch)
-	est.Requests = (int64(len(counted)) + batch - 1) / batch
+	est.Requests = (int64(len(counted)-est.Cached) + batch - 1) / batch
 	est.USD = float64(est.Tokens) * a.Config.Embedder.PricePerMillionTokens / 1e6
 	if tpm := a.Config.Embedder.TPM; tpm > 0 {
 		est.Seconds = math.Max(est.Seconds, float64(est.Tokens)/float64(tpm)*60)

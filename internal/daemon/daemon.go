@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,84 +67,47 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 	m := metrics.New(reg)
 	host, _ := os.Hostname()
 	self := freshen.Process{Owner: fmt.Sprintf("%s-%d", host, os.Getpid()), Host: host, PID: os.Getpid(), Started: time.Now()}
-	a.Owner = self.Owner
-	p := a.Pipeline(func(r pipeline.Result) {
-		m.ObserveResult(r)
-		a.Committed(r.Key)
-		if o.OnResult != nil {
-			o.OnResult(r)
-		}
-		// Failures are logged by the pipeline itself.
-		if r.Err == nil {
-			log.Debug("object processed", "key", freshen.KeyForLog(r.Key), "outcome", r.Outcome, "chunks", r.Chunks,
-				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
-		}
-	})
-	sink := watchedSink{a.Sink(m.Intake(), p.Wake), p}
-	if rep, err := a.CheckState(ctx); err != nil {
-		return fmt.Errorf("checking the ledger against the index: %w", err)
-	} else if rep.Problem != "" {
-		log.Warn("the ledger and the index disagree; repairing", "problem", rep.Problem)
-	}
-	if n, err := p.Recover(ctx); err != nil {
-		return fmt.Errorf("recover: %w", err)
-	} else if n > 0 {
-		log.Warn("recovering keys whose index writes were interrupted", "keys", n)
-	}
 
-	// One reconciler per range of the bucket (one range unless
-	// reconcile-split says otherwise); on a shared ledger each range is
-	// led by one process, so several processes list a large bucket in
-	// parallel.
-	co, _ := a.Ledger.(freshen.Coordinator)
-	var recs reconcilers
-	for _, rg := range cfg.ReconcileRanges() {
-		recs = append(recs, &reconciler{r: a.ReconcilerRange(sink, rg.After, rg.Through), interval: time.Duration(cfg.ReconcileInterval),
-			allow: cfg.MassDelete.Allow, m: m, log: log.With("range", rg.String()), wake: p.Wake, job: rg.Job(cfg.Source.Bucket),
-			retryLead: time.Duration(cfg.Retry.LeaseTTL), co: co})
-	}
-	for _, rec := range recs {
-		rec.siblings = func() int { return len(recs.leads()) - len(rec.leads()) }
-	}
+	// The feeds and the API live as long as Run; the generations' work
+	// (workers, reconcilers) lives in an epoch, which is replaced when the
+	// registry of generations changes shape (a migration starts, switches,
+	// ends): cur forwards the feeds' changes and the API's calls to the
+	// epoch of the moment.
+	cur := &current{}
 	var stopping atomic.Bool
-	a.Health, a.BudgetSpent = func() error { return errors.Join(p.Health(), providerHealth(a.Embedder)) }, p.BudgetSpent
 	ready := func() error {
 		if stopping.Load() {
 			return errors.New("shutting down")
 		}
-		if err := a.Health(); err != nil {
-			return err
-		}
-		return recs.Ready()
+		return cur.ready()
 	}
 	var webhookHandler http.Handler
 	feeds, err := a.Feeds(ctx)
 	if err != nil {
 		return err
 	}
-	svcs := service.Group{}
+	fronts := service.Group{}
 	for _, f := range feeds {
 		if h, ok := f.(http.Handler); ok && f.Name() == "webhook" {
 			webhookHandler = h
 		}
-		svcs = append(svcs, &feedService{feed: f, sink: sink, log: log})
+		fronts = append(fronts, &feedService{feed: f, sink: cur, log: log})
 	}
-	api := httpapi.New(httpapi.Config{Backend: a, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken),
+	api := httpapi.New(httpapi.Config{Backend: cur, Gather: reg, Webhook: webhookHandler, Token: string(cfg.APIToken),
 		MetricsPublic: cfg.MetricsPublic, MaxQueryBytes: int(cfg.Search.MaxQueryBytes), MaxConcurrent: cfg.Search.MaxConcurrent, Ready: ready})
 	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
-	backlog := &backlogService{q: a.Ledger, m: m, health: a.Health, status: a.Status}
-	// Start order: workers first, so that nothing accepted waits; then
-	// what feeds them. Stop runs the other way round.
-	all := append(service.Group{pipelineService{p}}, svcs...)
-	all = append(all, srv)
-	for _, rec := range recs {
-		all = append(all, rec)
+
+	ep := &epoch{a: a, self: self, m: m, log: log, onResult: o.OnResult}
+	if err := ep.start(ctx); err != nil {
+		ep.stop()
+		return err
 	}
-	all = append(all, backlog, &clusterService{ledger: a.Ledger, self: self, wake: p.Wake, leads: recs.leads, balance: recs.balance, log: log})
-	if cfg.VerifyInterval > 0 {
-		all = append(all, &verifier{a: a, interval: time.Duration(cfg.VerifyInterval), m: m, log: log, wake: p.Wake})
-	}
-	if err := all.Start(ctx); err != nil {
+	cur.set(ep)
+	// Workers first, so that nothing accepted waits; then what feeds
+	// them. Stop runs the other way round.
+	fronts = append(service.Group{srv}, fronts...)
+	if err := fronts.Start(ctx); err != nil {
+		ep.stop()
 		return err
 	}
 	base := "http://" + srv.Addr()
@@ -154,25 +119,326 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		names = append(names, f.Name())
 	}
 	log.Info("freshen is running", "bucket", cfg.Source.Bucket, "prefixes", a.Filter.Prefixes(), "api", base, "feeds", names,
-		"webhook", base+"/v1/events/s3", "metrics", base+"/metrics", "reconcile_interval", cfg.ReconcileInterval.String())
+		"webhook", base+"/v1/events/s3", "metrics", base+"/metrics", "reconcile_interval", cfg.ReconcileInterval.String(),
+		"generation", a.Gen.ID)
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: finishing in-flight objects")
-	case err := <-srv.Failed():
-		runErr = fmt.Errorf("http server stopped: %w", err)
-		log.Error("http server stopped", "err", err)
+	var opened []*app.App
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: finishing in-flight objects")
+			break loop
+		case err := <-srv.Failed():
+			runErr = fmt.Errorf("http server stopped: %w", err)
+			log.Error("http server stopped", "err", err)
+			break loop
+		case <-ep.reload:
+		}
+		// The generations changed: finish in-flight work, open the new
+		// set, and move the feeds and the API over to it.
+		log.Info("the index generations changed; reopening them", "from", ep.a.Registry.Shape())
+		if ep.stop() {
+			log.Warn("in-flight objects did not finish before the generations changed; they are redone")
+		}
+		next, err := ep.a.Reopen(ctx)
+		for err != nil {
+			log.Error("could not open the new generations; retrying", "err", err)
+			if !service.Sleep(ctx, 5*time.Second) {
+				break loop
+			}
+			next, err = ep.a.Reopen(ctx)
+		}
+		opened = append(opened, next)
+		old := ep
+		ep = &epoch{a: next, self: self, m: m, log: log, onResult: o.OnResult}
+		if err := ep.start(ctx); err != nil {
+			runErr = err
+			break loop
+		}
+		cur.set(ep)
+		go func() {
+			// Calls still running on the old generations finish first.
+			old.calls.Wait()
+			old.a.Close()
+		}()
+		log.Info("serving", "generation", next.Gen.ID, "generations", next.Registry.Shape())
 	}
 	stopping.Store(true)
-	all[1:].Stop()
-	if p.Stop() {
+	fronts.Stop()
+	if ep.stop() {
 		runErr = errors.Join(runErr, fmt.Errorf("in-flight objects did not finish within %s; they will be redone at the next start", cfg.ShutdownTimeout))
+	}
+	for _, o := range opened {
+		o.Close()
 	}
 	if runErr == nil {
 		log.Info("stopped cleanly")
 	}
 	return runErr
+}
+
+// epoch is the work on one set of generations: the serving generation's
+// workers, reconcilers, verifier and cluster membership, and the same
+// for the generation beside it (fewer workers: it is backlog).
+type epoch struct {
+	a        *app.App
+	self     freshen.Process
+	m        *metrics.Metrics
+	log      *slog.Logger
+	onResult func(pipeline.Result)
+
+	sink   watchedSink
+	recs   reconcilers
+	others reconcilers
+	svcs   service.Group
+	p, po  *pipeline.Pipeline
+	// reload is closed when the registry of generations changes shape.
+	reload chan struct{}
+	// calls counts API calls and feed puts in flight on this epoch.
+	calls sync.WaitGroup
+}
+
+func (e *epoch) start(ctx context.Context) error {
+	a, log, m := e.a, e.log, e.m
+	cfg := a.Config
+	a.Owner = e.self.Owner
+	e.reload = make(chan struct{})
+	e.p = a.Pipeline(func(r pipeline.Result) {
+		m.ObserveResult(r)
+		a.Committed(r.Key)
+		if e.onResult != nil {
+			e.onResult(r)
+		}
+		// Failures are logged by the pipeline itself.
+		if r.Err == nil {
+			log.Debug("object processed", "key", freshen.KeyForLog(r.Key), "outcome", r.Outcome, "chunks", r.Chunks,
+				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
+		}
+	})
+	wake := e.p.Wake
+	if o := a.Other; o != nil {
+		o.Owner = e.self.Owner + fmt.Sprintf("-g%d", o.Gen.ID)
+		e.po = o.Pipeline(func(r pipeline.Result) {
+			if r.Err == nil {
+				log.Debug("object processed", "generation", o.Gen.ID, "key", freshen.KeyForLog(r.Key), "outcome", r.Outcome,
+					"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused)
+			}
+		})
+		wake = func() { e.p.Wake(); e.po.Wake() }
+	}
+	e.sink = watchedSink{a.Sink(m.Intake(), wake), e.p}
+	for _, g := range e.gens() {
+		if rep, err := g.a.CheckState(ctx); err != nil {
+			return fmt.Errorf("generation %d: checking the ledger against the index: %w", g.a.Gen.ID, err)
+		} else if rep.Problem != "" {
+			log.Warn("the ledger and the index disagree; repairing", "generation", g.a.Gen.ID, "problem", rep.Problem)
+		}
+		if n, err := g.p.Recover(ctx); err != nil {
+			return fmt.Errorf("generation %d: recover: %w", g.a.Gen.ID, err)
+		} else if n > 0 {
+			log.Warn("recovering keys whose index writes were interrupted", "generation", g.a.Gen.ID, "keys", n)
+		}
+	}
+
+	// One reconciler per range of the bucket (one range unless
+	// reconcile-split says otherwise); on a shared ledger each range is
+	// led by one process, so several processes list a large bucket in
+	// parallel. The generation beside the serving one has its own, which
+	// queue only in its own ledger: its first pass is the backfill.
+	e.recs = e.reconcilers(a, e.sink, e.p.Wake, "")
+	if o := a.Other; o != nil {
+		e.others = e.reconcilers(o, o.Sink(nil, e.po.Wake), e.po.Wake, fmt.Sprintf(" g%d", o.Gen.ID))
+	}
+	a.Health, a.BudgetSpent = func() error { return errors.Join(e.p.Health(), providerHealth(a.Embedder)) }, e.p.BudgetSpent
+	svcs := service.Group{pipelineService{e.p}}
+	if e.po != nil {
+		svcs = append(svcs, pipelineService{e.po})
+	}
+	for _, rec := range append(slices.Clone(e.recs), e.others...) {
+		svcs = append(svcs, rec)
+	}
+	all := append(slices.Clone(e.recs), e.others...)
+	svcs = append(svcs, &backlogService{q: a.Ledger, m: m, health: a.Health, status: a.Status},
+		&clusterService{ledger: a.Ledger, self: e.self, wake: wake, leads: all.leads, balance: all.balance, log: log},
+		&registryWatch{a: a, reload: e.reload, log: log})
+	if cfg.VerifyInterval > 0 {
+		svcs = append(svcs, &verifier{a: a, interval: time.Duration(cfg.VerifyInterval), m: m, log: log, wake: e.p.Wake})
+	}
+	e.svcs = svcs
+	return svcs.Start(ctx)
+}
+
+// gens pairs each live generation with its pipeline.
+func (e *epoch) gens() []struct {
+	a *app.App
+	p *pipeline.Pipeline
+} {
+	out := []struct {
+		a *app.App
+		p *pipeline.Pipeline
+	}{{e.a, e.p}}
+	if e.po != nil {
+		out = append(out, struct {
+			a *app.App
+			p *pipeline.Pipeline
+		}{e.a.Other, e.po})
+	}
+	return out
+}
+
+func (e *epoch) reconcilers(a *app.App, in reconcile.Intake, wake func(), suffix string) reconcilers {
+	cfg := a.Config
+	co, _ := a.Ledger.(freshen.Coordinator)
+	var recs reconcilers
+	for _, rg := range cfg.ReconcileRanges() {
+		recs = append(recs, &reconciler{r: a.ReconcilerRange(in, rg.After, rg.Through), interval: time.Duration(cfg.ReconcileInterval),
+			allow: cfg.MassDelete.Allow, m: e.m, log: e.log.With("range", rg.String()+suffix), wake: wake, job: rg.Job(cfg.Source.Bucket) + suffix,
+			retryLead: time.Duration(cfg.Retry.LeaseTTL), co: co})
+	}
+	for _, rec := range recs {
+		rec.siblings = func() int { return len(recs.leads()) - len(rec.leads()) }
+	}
+	return recs
+}
+
+// stop stops the epoch's services, the workers last; it reports whether
+// in-flight keys had to be cancelled.
+func (e *epoch) stop() (cancelled bool) {
+	if len(e.svcs) == 0 {
+		return false
+	}
+	e.svcs[1:].Stop()
+	for _, g := range e.gens() {
+		cancelled = g.p.Stop() || cancelled
+	}
+	e.svcs = nil
+	return cancelled
+}
+
+// ready is nil once the serving generation's first reconcile pass ran
+// and nothing stops its work.
+func (e *epoch) ready() error {
+	if err := e.a.Health(); err != nil {
+		return err
+	}
+	return e.recs.Ready()
+}
+
+// current forwards the feeds' changes and the API's calls to the epoch
+// of the moment; an old epoch is closed once its calls have returned.
+type current struct {
+	mu sync.Mutex
+	ep *epoch
+}
+
+func (c *current) set(e *epoch) {
+	c.mu.Lock()
+	c.ep = e
+	c.mu.Unlock()
+}
+
+// enter returns the current epoch; the caller calls done when finished.
+func (c *current) enter() (*epoch, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ep.calls.Add(1)
+	return c.ep, c.ep.calls.Done
+}
+
+func (c *current) ready() error {
+	e, done := c.enter()
+	defer done()
+	return e.ready()
+}
+
+func (c *current) Put(ctx context.Context, origin string, changes []freshen.Change) error {
+	e, done := c.enter()
+	defer done()
+	return e.sink.Put(ctx, origin, changes)
+}
+
+func (c *current) Received(origin string, n int) {
+	e, done := c.enter()
+	defer done()
+	e.sink.Received(origin, n)
+}
+
+func (c *current) Drop(origin, reason string, n int) {
+	e, done := c.enter()
+	defer done()
+	e.sink.Drop(origin, reason, n)
+}
+
+func (c *current) Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.Search(ctx, query, k, prefix)
+}
+
+func (c *current) Status(ctx context.Context) (app.Status, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.Status(ctx)
+}
+
+func (c *current) State(ctx context.Context, key string) (freshen.KeyState, bool, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.State(ctx, key)
+}
+
+func (c *current) Wait(ctx context.Context, key, etag, versionID string) (app.WaitResult, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.Wait(ctx, key, etag, versionID)
+}
+
+func (c *current) OldestPending(ctx context.Context) (time.Time, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.OldestPending(ctx)
+}
+
+// registryWatch reads the registry of generations every few seconds:
+// when its shape changes (a migration started, switched, ended) it
+// closes reload; it also retires and drops generations whose time came.
+type registryWatch struct {
+	service.Base
+	a      *app.App
+	reload chan struct{}
+	log    *slog.Logger
+}
+
+// registryEvery is how often a process reads the registry: the most a
+// switch takes to reach every process.
+const registryEvery = 2 * time.Second
+
+func (s *registryWatch) Start(ctx context.Context) error {
+	ctx, ok := s.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	s.Go(func() {
+		for service.Sleep(ctx, registryEvery) {
+			if err := s.a.Collect(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("could not drop an old index generation; retrying", "err", err)
+			}
+			r, err := s.a.ReadRegistry(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("could not read the registry of index generations", "err", err)
+				}
+				continue
+			}
+			if r.Shape() != s.a.Registry.Shape() {
+				close(s.reload)
+				return
+			}
+		}
+	})
+	return nil
 }
 
 // providerHealth asks an embedder that can tell (a provider behind a
