@@ -117,12 +117,16 @@ func runeEnd(s string, i int) int {
 
 // Status is `freshen status --json` (and the HTTP API's /v1/status).
 type Status struct {
-	Objects        int   `json:"objects"`
-	Chunks         int   `json:"chunks"`
-	ChunksEmbedded int64 `json:"chunks_embedded"`
-	ChunksReused   int64 `json:"chunks_reused"`
-	TokensEmbedded int64 `json:"tokens_embedded"`
-	CharsEmbedded  int64 `json:"chars_embedded"`
+	// Generation is the index generation serving search; Migration the
+	// progress of the one beside it (building, or kept for a rollback).
+	Generation     int                 `json:"generation"`
+	Migration      *GenerationProgress `json:"migration,omitempty"`
+	Objects        int                 `json:"objects"`
+	Chunks         int                 `json:"chunks"`
+	ChunksEmbedded int64               `json:"chunks_embedded"`
+	ChunksReused   int64               `json:"chunks_reused"`
+	TokensEmbedded int64               `json:"tokens_embedded"`
+	CharsEmbedded  int64               `json:"chars_embedded"`
 	// TokensToday are the tokens embedded since midnight UTC; USDSpent and
 	// USDToday price them with embedder.price-per-million-tokens.
 	TokensToday   int64       `json:"tokens_today"`
@@ -201,6 +205,14 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 			RenewsAt: time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)}
 		// Spent when a batch no longer fits (the pipeline says), or nothing is left.
 		s.Budget.Spent = s.Budget.TokensRemaining == 0 || (a.BudgetSpent != nil && a.BudgetSpent() != nil)
+	}
+	s.Generation = a.Gen.ID
+	if a.Other != nil {
+		m, err := a.Migration(ctx)
+		if err != nil {
+			return s, err
+		}
+		s.Migration = m.Other
 	}
 	if a.Health != nil {
 		if err := a.Health(); err != nil {

@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"estimate": {"tokens, money and time a sync would spend, before spending anything", runEstimate},
 		"wait":     {"wait until a version of a key is searchable (read-your-writes)", runWait},
 		"verify":   {"prove the index holds exactly what the ledger says; --repair fixes drift without embedding", runVerify},
+		"migrate":  {"change the model or the chunking without downtime: plan, start, status, switch, rollback, abort", runMigrate},
 		"config":   {"config check: validate a configuration and explain mistakes", runConfig},
 	}
 }

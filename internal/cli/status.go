@@ -38,7 +38,10 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if s.OldestPending != nil {
 		fmt.Fprintf(w, " (oldest change %s ago)", time.Since(*s.OldestPending).Round(time.Second))
 	}
-	fmt.Fprintf(w, "\nmodel             %s\nchunker           %s\n", s.Model, s.Chunker)
+	fmt.Fprintf(w, "\nmodel             %s\nchunker           %s\ngeneration        %d\n", s.Model, s.Chunker, s.Generation)
+	if m := s.Migration; m != nil {
+		fmt.Fprintf(w, "  %s generation %d (%s): %d of %d objects, %d queued, %d tokens\n", m.State, m.ID, m.Target, m.Objects, m.Of, m.Backlog, m.Tokens)
+	}
 	fmt.Fprintf(w, "skipped           %d\n", s.SkippedTotal)
 	for _, k := range s.Skipped {
 		fmt.Fprintf(w, "  %q: %s\n", k.Key, k.Reason)

@@ -94,6 +94,12 @@ func runSync(ctx context.Context, e *env, args []string) error {
 		}
 		return errors.New(msg)
 	}
+	if err := a.Collect(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "freshen sync: %v\n", err)
+	}
+	if err := a.Publish(ctx, false); err != nil {
+		fmt.Fprintf(e.stderr, "freshen sync: %v\n", err)
+	}
 	state, err := a.CheckState(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -136,6 +142,27 @@ func runSync(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%v; %d keys stay queued for the next sync", err, n)
 		}
 		return noSpace(err, a.Config.DataDir)
+	}
+	if o := a.Other; o != nil {
+		// The generation beside the serving one (a migration, or the old
+		// one kept for a rollback) catches up too.
+		prog.phase(fmt.Sprintf("generation %d (%s)", o.Gen.ID, o.Gen.State))
+		po := o.Pipeline(nil)
+		if _, err := o.CheckState(ctx); err != nil {
+			return fmt.Errorf("generation %d: %w", o.Gen.ID, err)
+		}
+		if _, err := po.Recover(ctx); err != nil {
+			return fmt.Errorf("generation %d: recover: %w", o.Gen.ID, err)
+		}
+		if _, err := o.Reconciler(o.Sink(nil, nil)).Pass(ctx, *allowMass || a.Config.MassDelete.Allow); err != nil {
+			return fmt.Errorf("generation %d: %w", o.Gen.ID, err)
+		}
+		if _, err := po.Drain(ctx); err != nil {
+			if ctx.Err() != nil {
+				return interrupted()
+			}
+			return fmt.Errorf("generation %d: %w", o.Gen.ID, err)
+		}
 	}
 	prog.done()
 	sum.DurationMS = time.Since(start).Milliseconds()

@@ -229,6 +229,9 @@ func (e *epoch) start(ctx context.Context) error {
 		wake = func() { e.p.Wake(); e.po.Wake() }
 	}
 	e.sink = watchedSink{a.Sink(m.Intake(), wake), e.p}
+	if err := a.Publish(ctx, false); err != nil {
+		log.Warn("could not publish the serving generation's index under its stable name", "err", err)
+	}
 	for _, g := range e.gens() {
 		if rep, err := g.a.CheckState(ctx); err != nil {
 			return fmt.Errorf("generation %d: checking the ledger against the index: %w", g.a.Gen.ID, err)
