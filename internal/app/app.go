@@ -226,12 +226,46 @@ func (s *shared) open(ctx context.Context) (_ *App, err error) {
 		}
 		a.spentToday, a.Other.spentToday = spent, spent
 	}
+	if err := a.recordDims(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if !a.Matches(cfg) {
 		log.Warn("the configuration's embedder or chunking differs from the generation serving search; it is not applied until a migration builds it",
 			"serving", a.Gen.ID, "differences", strings.Join(describeChange(a.Gen.Spec, specOf(cfg)), "; "),
 			"next", "freshen migrate plan --config FILE")
 	}
 	return a, nil
+}
+
+// recordDims records the vector length of the open generations that the
+// registry does not know yet.
+func (a *App) recordDims(ctx context.Context) error {
+	dims := map[int]int{}
+	for _, g := range []*App{a, a.Other} {
+		if g != nil && g.Gen.Dim == 0 {
+			dims[g.Gen.ID] = g.Embedder.Model().Dim
+		}
+	}
+	if len(dims) == 0 {
+		return nil
+	}
+	r, err := a.update(ctx, func(r *Registry) error {
+		for i := range r.Gens {
+			if d, ok := dims[r.Gens[i].ID]; ok && r.Gens[i].Dim == 0 {
+				r.Gens[i].Dim = d
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording the generations' vector lengths: %w", err)
+	}
+	a.Registry = r
+	if a.Other != nil {
+		a.Other.Registry = r
+	}
+	return nil
 }
 
 // Matches reports whether cfg's embedder and chunking are those of a live

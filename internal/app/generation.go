@@ -61,6 +61,9 @@ type Generation struct {
 	State   GenState  `json:"state"`
 	Spec    Spec      `json:"spec"`
 	Created time.Time `json:"created"`
+	// Dim is the length of its vectors, recorded when a process first
+	// opens it (dropping its index needs it).
+	Dim int `json:"dim,omitempty"`
 	// Switched is when the generation last started or stopped serving.
 	Switched time.Time `json:"switched,omitzero"`
 	// DropAfter is when a retired generation is dropped.
@@ -70,6 +73,9 @@ type Generation struct {
 // Registry is the list of generations, as read from the root ledger.
 type Registry struct {
 	Gens []Generation `json:"generations"`
+	// Next is the lowest ID never used: a dropped generation's ID (its
+	// directory, schema, table) is never used again.
+	Next int `json:"next"`
 	// raw is the stored text it was read from: a change is written only
 	// if nobody changed it since (compare and swap).
 	raw string
@@ -113,7 +119,7 @@ func (r Registry) Shape() string {
 }
 
 func (r Registry) nextID() int {
-	id := 1
+	id := max(r.Next, 1)
 	for _, g := range r.Gens {
 		id = max(id, g.ID+1)
 	}

@@ -131,12 +131,17 @@ func (a *App) StartMigration(ctx context.Context, next config.Config) (Generatio
 				return fmt.Errorf("generation %d is kept for a rollback until %s; drop it first (freshen migrate abort)", o.ID, o.DropAfter.Format(time.RFC3339))
 			}
 		}
+		for _, o := range r.Gens {
+			if o.State == GenDropped {
+				return fmt.Errorf("generation %d is being dropped (its index and ledger are deleted within seconds by a running freshen, or by the next sync); try again then", o.ID)
+			}
+		}
 		serving := r.Serving()
 		g = newGeneration(next, serving, r.nextID())
 		if len(describeChange(serving.Spec, g.Spec)) == 0 {
 			return errors.New("the configuration makes the same vectors in the same index as the serving generation: nothing to migrate")
 		}
-		r.Gens = append(r.Gens, g)
+		r.Gens, r.Next = append(r.Gens, g), g.ID+1
 		return nil
 	})
 	return g, err
@@ -385,13 +390,9 @@ func (a *App) purge(ctx context.Context, g Generation) error {
 		defer l.Close()
 		led = l
 	}
-	// The index's dimension is not known without its model: the
-	// embedded index and pgvector check it only on open, so open with the
-	// stored length where there is one.
-	dim := g.Spec.Embedder.Dimensions
-	if dim == 0 {
-		dim = g.Spec.Embedder.Dim
-	}
+	// Indexes check the vector length on open: use the recorded one
+	// (else ask the model).
+	dim := g.Dim
 	if dim == 0 {
 		e, err := embedders[cfg.Embedder.Type](ctx, cfg)
 		if err != nil {

@@ -896,6 +896,11 @@ func (s *backlogService) Start(ctx context.Context) error {
 					remaining = st.Budget.TokensRemaining
 				}
 				s.m.SetCost(st.TokensToday, st.USDSpent, st.USDToday, remaining)
+				if g := st.Migration; g != nil {
+					s.m.SetGeneration(st.Generation, g.Objects, g.Of, g.Backlog, g.Tokens)
+				} else {
+					s.m.SetGeneration(st.Generation, 0, 0, 0, 0)
+				}
 			}
 			select {
 			case <-ctx.Done():

@@ -45,6 +45,11 @@ type Metrics struct {
 	VerifyPasses   *prometheus.CounterVec
 	VerifyDrift    *prometheus.GaugeVec
 	VerifyRepaired prometheus.Counter
+	// Generation is the index generation serving search; the Migration
+	// gauges describe the one beside it (0 when there is none).
+	Generation                                        prometheus.Gauge
+	MigrationObjects, MigrationGoal, MigrationBacklog prometheus.Gauge
+	MigrationTokens                                   prometheus.Gauge
 }
 
 // New creates the collectors and registers them on reg.
@@ -69,6 +74,16 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Money spent on embedding since midnight UTC."}),
 		BudgetRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_budget_remaining_tokens",
 			Help: "Tokens left in today's budget (-1 without a budget)."}),
+		Generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_generation_serving",
+			Help: "The index generation that serves search (it changes at a migrate switch or rollback)."}),
+		MigrationObjects: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_migration_objects",
+			Help: "Objects the generation beside the serving one holds (0 without a migration)."}),
+		MigrationGoal: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_migration_objects_goal",
+			Help: "Objects the serving generation holds: what a migration builds towards (0 without a migration)."}),
+		MigrationBacklog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_migration_backlog_keys",
+			Help: "Keys queued for the generation beside the serving one."}),
+		MigrationTokens: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_migration_tokens",
+			Help: "Tokens embedded for the generation beside the serving one."}),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "freshen_stalled",
 			Help: "1 while the workers cannot make progress (no space left for the ledger or the index, or the embedding provider failing), else 0."}),
 		EventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "freshen_events_received_total",
@@ -104,7 +119,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		VerifyRepaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "freshen_verify_repaired_rows_total",
 			Help: "Rows verify passes repaired (rewritten from the embedding cache or deleted)."}),
 	}
-	reg.MustRegister(m.Stalled, m.TokensToday, m.USDSpent, m.USDToday, m.BudgetRemaining, m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
+	reg.MustRegister(m.Generation, m.MigrationObjects, m.MigrationGoal, m.MigrationBacklog, m.MigrationTokens, m.Stalled, m.TokensToday, m.USDSpent, m.USDToday, m.BudgetRemaining, m.FreshnessLag, m.EmbedSeconds, m.ProcessSeconds, m.Backlog, m.BacklogOldestAge, m.EventsReceived,
 		m.EventsMalformed, m.EventsIgnored, m.ChunksEmbedded, m.ChunksReused, m.TokensEmbedded, m.TokensReused, m.CharsEmbedded,
 		m.ObjectsProcessed, m.ReconcileDuration, m.ReconcilePasses, m.KeysScanned, m.FoundByReconcile,
 		m.VerifyPasses, m.VerifyDrift, m.VerifyRepaired)
@@ -178,6 +193,16 @@ func (m *Metrics) SetCost(tokensToday int64, usdSpent, usdToday float64, budgetR
 	m.USDSpent.Set(usdSpent)
 	m.USDToday.Set(usdToday)
 	m.BudgetRemaining.Set(float64(budgetRemaining))
+}
+
+// SetGeneration records the serving generation and the progress of the
+// one beside it (zeros when there is none).
+func (m *Metrics) SetGeneration(serving, objects, goal, backlog int, tokens int64) {
+	m.Generation.Set(float64(serving))
+	m.MigrationObjects.Set(float64(objects))
+	m.MigrationGoal.Set(float64(goal))
+	m.MigrationBacklog.Set(float64(backlog))
+	m.MigrationTokens.Set(float64(tokens))
 }
 
 // Intake adapts the metrics to intake.Observer.
