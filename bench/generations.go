@@ -82,6 +82,7 @@ func (r *runner) generations() (section, error) {
 		{"… counting from the pick-up instead", fmt.Sprintf("%.2f", mig.utilizationFromPickup())},
 	}))
 	b.WriteString("\nThe migration runs the whole pipeline for every object (read, extract, chunk, cache lookups in both generations, index and ledger writes) on the same cores as the model, while the serving generation stays live.\n")
+	b.WriteString("\nReproduce with `go run ./bench --suite generations` (`--quick`: 100 rounds, 2 copies of the corpus).\n")
 	return section{title: "Read-your-writes and model migrations", body: b.String()}, nil
 }
 
@@ -96,7 +97,7 @@ type inproc struct {
 	cancel context.CancelFunc
 	done   chan error
 	dir    string
-	closed bool
+	halted bool
 }
 
 // startInproc opens an App for cfg (with a fresh data directory, the API
@@ -107,7 +108,7 @@ func startInproc(ctx context.Context, cfg config.Config, src *memsource.Source, 
 	if err != nil {
 		return nil, err
 	}
-	cfg.Source.Bucket, cfg.DataDir, cfg.Listen = src.Bucket(), dir, "127.0.0.1:0"
+	cfg.Source.Bucket, cfg.DataDir, cfg.Listen = benchBucket, dir, "127.0.0.1:0"
 	a, err := app.Open(ctx, cfg, app.Options{Source: src, Exclusive: true})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -131,17 +132,23 @@ func startInproc(ctx context.Context, cfg config.Config, src *memsource.Source, 
 	return s, nil
 }
 
-// stop shuts the service down and removes its data directory.
-func (s *inproc) stop() error {
-	if s.closed {
+// halt shuts the service down, keeping its data directory.
+func (s *inproc) halt() error {
+	if s.halted {
 		return nil
 	}
-	s.closed = true
+	s.halted = true
 	s.cancel()
 	err := <-s.done
 	// Run has closed the Apps it opened itself; the first one is ours.
 	s.a.Close()
 	s.client.CloseIdleConnections()
+	return err
+}
+
+// stop shuts the service down and removes its data directory.
+func (s *inproc) stop() error {
+	err := s.halt()
 	os.RemoveAll(s.dir)
 	return err
 }
@@ -173,7 +180,7 @@ func (s *inproc) announce(key string) error {
 	ev, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
 		"eventVersion": "2.2", "eventSource": "aws:s3", "eventName": "s3:ObjectCreated:Put",
 		"eventTime": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		"s3":        map[string]any{"bucket": map[string]any{"name": s.src.Bucket()}, "object": map[string]any{"key": key, "size": 1}},
+		"s3":        map[string]any{"bucket": map[string]any{"name": benchBucket}, "object": map[string]any{"key": key, "size": 1}},
 	}}})
 	resp, err := s.client.Post(s.api+"/v1/events/s3", "application/json", strings.NewReader(string(ev)))
 	if err != nil {
@@ -208,6 +215,9 @@ func until(limit, every time.Duration, what string, cond func() (bool, error)) e
 		time.Sleep(every)
 	}
 }
+
+// benchBucket is the in-memory bucket's name.
+const benchBucket = "docs"
 
 // rywNotes is how many notes the read-your-writes rounds edit in turn.
 const rywNotes = 10
@@ -248,7 +258,7 @@ func (l *resultLog) since(key string, t time.Time) (time.Time, time.Duration, bo
 func readYourWrites(ctx context.Context, rounds int) (rywResult, error) {
 	var res rywResult
 	log := &resultLog{at: map[string]time.Time{}, embed: map[string]time.Duration{}}
-	s, err := startInproc(ctx, config.Default(), memsource.New("docs"), log.add)
+	s, err := startInproc(ctx, config.Default(), memsource.New(benchBucket), log.add)
 	if err != nil {
 		return res, err
 	}
@@ -272,9 +282,9 @@ func readYourWrites(ctx context.Context, rounds int) (rywResult, error) {
 
 	rnd := rand.New(rand.NewSource(7))
 	var tokens int
-	// write puts version i of a note and, as the bucket's webhook would,
+	// once puts version i of a note and, as the bucket's webhook would,
 	// announces it while the writer starts waiting.
-	round := func(i int, record bool) error {
+	once := func(i int, record bool) error {
 		key := fmt.Sprintf("notes/note-%02d.md", i%rywNotes)
 		body := []byte(fmt.Sprintf("# Note %d, revision %d\n\n%s\n", i%rywNotes, i, paragraph(rnd, 45+rnd.Intn(20))))
 		etag := memsource.ETag(body)
@@ -313,12 +323,12 @@ func readYourWrites(ctx context.Context, rounds int) (rywResult, error) {
 	}
 	// Warm-up: create the notes (and the connections) unmeasured.
 	for i := 0; i < rywNotes; i++ {
-		if err := round(i, false); err != nil {
+		if err := once(i, false); err != nil {
 			return res, err
 		}
 	}
 	for i := rywNotes; i < rywNotes+rounds; i++ {
-		if err := round(i, true); err != nil {
+		if err := once(i, true); err != nil {
 			return res, err
 		}
 	}
@@ -329,17 +339,17 @@ func readYourWrites(ctx context.Context, rounds int) (rywResult, error) {
 func msOf(d time.Duration) float64 { return d.Seconds() * 1000 }
 
 type migrationResult struct {
-	files, objects       int
-	gen1Chunks           int
-	gen1Took             time.Duration
-	took, pickup         time.Duration
-	gen2Chunks           int
-	embedded, reused     int64
-	tokens               int64
-	batch, parallel      int
-	embedTexts           int
-	embedTokens          int
-	embedTook            time.Duration
+	files, objects   int
+	gen1Chunks       int
+	gen1Took         time.Duration
+	took, pickup     time.Duration
+	gen2Chunks       int
+	embedded, reused int64
+	tokens           int64
+	batch, parallel  int
+	embedTexts       int
+	embedTokens      int
+	embedTook        time.Duration
 }
 
 func (m migrationResult) chunksPerS() float64 { return float64(m.embedded) / m.took.Seconds() }
@@ -361,7 +371,7 @@ func migrationThroughput(ctx context.Context, copies int) (migrationResult, erro
 	var res migrationResult
 	small := chunk.Config{MinTokens: 32, TargetTokens: 80, MaxTokens: 160}
 	large := chunk.Config{MinTokens: 64, TargetTokens: 200, MaxTokens: 400}
-	src := memsource.New("docs")
+	src := memsource.New(benchBucket)
 	files, err := loadDemoCopies(src, copies)
 	if err != nil {
 		return res, err
@@ -420,10 +430,171 @@ func migrationThroughput(ctx context.Context, copies int) (migrationResult, erro
 		return res, err
 	}
 	res.took = time.Since(start)
-	if err := s.stop(); err != nil {
+	// Stop the service (keeping its data) so that what follows has the
+	// cores to itself.
+	if err := s.halt(); err != nil {
 		return res, err
 	}
-	// The service is stopped, but its data directory is removed only by
-	// the deferred stop... which has already run: reopen before it goes.
-	return res, errors.New("unreachable")
+
+	// What generation 2 embedded: its ledger's counters, and its chunk
+	// texts that generation 1 did not have (its vectors were reused).
+	c, err = app.Open(ctx, cfgB, app.Options{Source: src, Exclusive: true})
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	if c.Other == nil || c.Other.Gen.ID != 2 {
+		return res, errors.New("generation 2 is not beside the serving one")
+	}
+	counters, err := c.Other.Ledger.Counters(ctx)
+	if err != nil {
+		return res, err
+	}
+	sum2, err := c.Other.Ledger.Summary(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.embedded, res.reused, res.tokens, res.gen2Chunks = counters.ChunksEmbedded, counters.ChunksReused, counters.TokensEmbedded, sum2.Chunks
+	old, err := chunkTexts(ctx, c.Index)
+	if err != nil {
+		return res, err
+	}
+	now, err := chunkTexts(ctx, c.Other.Index)
+	if err != nil {
+		return res, err
+	}
+	var texts []string
+	for t := range now {
+		if !old[t] {
+			texts = append(texts, t)
+		}
+	}
+	if int64(len(texts)) != res.embedded {
+		return res, fmt.Errorf("generation 2 embedded %d chunks, but has %d texts generation 1 lacks", res.embedded, len(texts))
+	}
+
+	// The embedder alone on the same texts, as the micro-batcher feeds
+	// it: batches of max-texts, one call per core at once.
+	m, err := builtin.Default()
+	if err != nil {
+		return res, err
+	}
+	res.batch, res.parallel = cfgB.Embedder.Batch.MaxTexts, runtime.GOMAXPROCS(0)
+	for _, t := range texts {
+		res.embedTokens += m.CountTokens(t)
+	}
+	res.embedTexts = len(texts)
+	t0 := time.Now()
+	work := make(chan []string)
+	errs := make(chan error, res.parallel)
+	var wg sync.WaitGroup
+	for w := 0; w < res.parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range work {
+				if _, err := m.Embed(ctx, batch); err != nil {
+					errs <- err
+					for range work {
+					}
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < len(texts); i += res.batch {
+		work <- texts[i:min(i+res.batch, len(texts))]
+	}
+	close(work)
+	wg.Wait()
+	res.embedTook = time.Since(t0)
+	close(errs)
+	if err := <-errs; err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// chunkTexts is the set of chunk texts in an index.
+func chunkTexts(ctx context.Context, idx freshen.Index) (map[string]bool, error) {
+	sc, ok := idx.(freshen.Scanner)
+	if !ok {
+		return nil, fmt.Errorf("the %T index cannot be scanned", idx)
+	}
+	out := map[string]bool{}
+	err := sc.Scan(ctx, func(rec freshen.Record) error {
+		out[rec.Text] = true
+		return nil
+	})
+	return out, err
+}
+
+// loadDemoCopies puts copies of the demo corpus into src, under the
+// prefixes copy-01/, copy-02/, …; it returns the corpus's file count.
+func loadDemoCopies(src *memsource.Source, copies int) (int, error) {
+	root := filepath.Join("examples", "corpus")
+	files := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		for n := 1; n <= copies; n++ {
+			src.Put(fmt.Sprintf("copy-%02d/%s", n, rel), "", varyCopy(rel, body, n))
+		}
+		files++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("the demo corpus (run from the repository's root): %w", err)
+	}
+	if files < 20 {
+		return 0, fmt.Errorf("the demo corpus in %s has only %d files (run from the repository's root)", root, files)
+	}
+	return files, nil
+}
+
+// varyCopy makes copy n of a demo document differ in every block (a
+// paragraph, list, heading, table row, HTML element or JSON string), so
+// that no two copies share a chunk text: the embedding cache is
+// content-addressed, and would embed identical copies once.
+func varyCopy(name string, body []byte, n int) []byte {
+	tag := fmt.Sprintf("(copy %d)", n)
+	s := string(body)
+	switch strings.ToLower(path.Ext(name)) {
+	case ".html", ".htm":
+		for _, end := range []string{"</title>", "</h1>", "</h2>", "</h3>", "</h4>", "</p>", "</li>", "</td>", "</th>", "</dt>", "</dd>", "</code>"} {
+			s = strings.ReplaceAll(s, end, " "+tag+end)
+		}
+	case ".json", ".jsonl":
+		// Every string value (the keys stay as they are).
+		s = strings.ReplaceAll(s, `": "`, `": "`+tag+" ")
+	default:
+		// Markdown and text: the last line of every block (before a
+		// blank line or a code fence), and every table row's first cell.
+		lines := strings.Split(s, "\n")
+		fence := func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "```") }
+		for i, l := range lines {
+			t := strings.TrimSpace(l)
+			switch {
+			case t == "" || fence(l):
+			case strings.HasPrefix(t, "|"):
+				if strings.Trim(t, "|-: ") != "" { // not the header rule
+					lines[i] = strings.Replace(l, "|", "| "+tag, 1)
+				}
+			case i+1 == len(lines) || strings.TrimSpace(lines[i+1]) == "" || fence(lines[i+1]):
+				lines[i] = l + " " + tag
+			}
+		}
+		s = strings.Join(lines, "\n")
+	}
+	return []byte(s)
 }

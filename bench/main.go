@@ -7,7 +7,9 @@
 //
 // Suites: locality (edit locality vs LangChain.js and LlamaIndex.TS),
 // freshness (versitygw webhooks → freshen, lag under load), reconcile
-// (10k/100k/1M keys), throughput (the built-in model and the pipeline).
+// (10k/100k/1M keys), throughput (the built-in model and the pipeline),
+// generations (read-your-writes through /v1/wait, and a migration's
+// speed against the embedder's).
 // Numbers on this machine are noisy: compare ratios measured in one run.
 package main
 
@@ -43,7 +45,7 @@ type runner struct {
 }
 
 // sectionOrder is the order of the report's sections (the suites' titles).
-var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits", "External indexes and verify", "Several processes on a PostgreSQL ledger", "Pipeline ceiling: two revisions"}
+var sectionOrder = []string{"Embedding and pipeline throughput", "Edit locality: tokens embedded per change", "Freshness under load", "Reconcile at scale", "Embedding provider under rate limits", "External indexes and verify", "Several processes on a PostgreSQL ledger", "Pipeline ceiling: two revisions", "Read-your-writes and model migrations"}
 
 var suites = []struct {
 	name string
@@ -56,10 +58,11 @@ var suites = []struct {
 	{"provider", (*runner).provider},
 	{"indexes", (*runner).indexes},
 	{"scaleout", (*runner).scaleout},
+	{"generations", (*runner).generations},
 }
 
 func main() {
-	suite := flag.String("suite", "all", "all, or a comma-separated list of: throughput, locality, freshness, reconcile, provider, indexes, scaleout")
+	suite := flag.String("suite", "all", "all, or a comma-separated list of: throughput, locality, freshness, reconcile, provider, indexes, scaleout, generations")
 	quick := flag.Bool("quick", false, "smaller sizes, for a fast check")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	results := flag.String("results", "bench/results", "directory for plots and summary.json")

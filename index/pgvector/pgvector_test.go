@@ -212,3 +212,59 @@ func TestFilteredSearchReturnsK(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishAndDrop: the published view follows Publish with replace,
+// across tables of different dimensions, atomically; without replace it
+// is only created; Drop removes a table but not one a view still reads.
+func TestPublishAndDrop(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, pgvector.Config{Dim: 3})
+	b := open(t, pgvector.Config{Dim: 5})
+	for i, x := range []*pgvector.Index{a, b} {
+		vec := make([]float32, 3+2*i)
+		vec[0] = 1
+		key := fmt.Sprintf("from-%d.md", i)
+		if err := x.Apply(ctx, freshen.ObjectWrite{Bucket: "docs", Key: key, Version: "v", Fence: 1,
+			Upserts: []freshen.Record{{ID: freshen.ChunkID(key), Bucket: "docs", Key: key, Hash: "h", Text: key, Vector: vec}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, testenv.SharedPGlite(t).DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	view := testenv.UniqueTable("live")
+	reads := func() string {
+		t.Helper()
+		var key string
+		if err := conn.QueryRow(ctx, `SELECT key FROM `+view).Scan(&key); err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(a.Publish(ctx, view, false))
+	must(b.Publish(ctx, view, false))
+	if got := reads(); got != "from-0.md" {
+		t.Fatalf("without replace the view moved: reads %s", got)
+	}
+	must(b.Publish(ctx, view, true))
+	if got := reads(); got != "from-1.md" {
+		t.Fatalf("after replace the view reads %s", got)
+	}
+	if err := b.Drop(ctx); err == nil {
+		t.Fatal("dropped the table the view reads")
+	}
+	must(a.Drop(ctx))
+	var gone bool
+	must(conn.QueryRow(ctx, `SELECT to_regclass($1) IS NULL`, a.Table()).Scan(&gone))
+	if !gone {
+		t.Fatalf("%s still exists after Drop", a.Table())
+	}
+}
