@@ -14,6 +14,16 @@ type Notifier interface {
 	Changes(ctx context.Context) (<-chan struct{}, error)
 }
 
+// CommitNotifier is implemented by ledgers that several processes share
+// and that announce commits: a process's read-your-writes waiters wake
+// when any process commits the key they wait for, without polling.
+type CommitNotifier interface {
+	// Commits returns a channel of the keys committed anywhere, until
+	// ctx is done (then it is closed). It is best effort: keys may be
+	// dropped under load or while reconnecting.
+	Commits(ctx context.Context) (<-chan string, error)
+}
+
 // Lead is a held leadership (see Coordinator.TryLead).
 type Lead interface {
 	// Check reports whether the leadership is still held (its

@@ -41,6 +41,10 @@ type App struct {
 	// embedding budget no longer fits a batch.
 	BudgetSpent func() error
 	waits       commits
+	// Notified is set when every commit of the serving generation
+	// reaches Committed (`freshen run` on a ledger of its own, or on one
+	// that announces commits): waiters then never poll.
+	Notified bool
 	// Gen is the generation this App is; Other, on the serving one, is
 	// the live generation beside it (building or retired), or nil.
 	Gen   Generation
@@ -458,6 +462,14 @@ func (a *App) Pipeline(onDone func(pipeline.Result)) *pipeline.Pipeline {
 	cfg.Match = a.Filter.Match
 	cfg.Owner = a.Owner
 	cfg.Reuse, cfg.SpentToday = a.Reuse, a.spentToday
+	if a.Gen.State != GenServing {
+		// A generation being built (or kept for a rollback) is backlog:
+		// half the workers, so the serving one keeps its pace.
+		if cfg.Workers == 0 {
+			cfg.Workers = pipeline.Defaults.Workers
+		}
+		cfg.Workers = max(1, cfg.Workers/2)
+	}
 	return pipeline.New(cfg, a.Source, a.Extractor, a.Chunker, a.Embedder, a.Index, a.Ledger, a.Log, onDone)
 }
 

@@ -33,10 +33,15 @@ type WaitResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// waitPoll bounds how long a waiter goes without looking: commits of
-// this process wake it at once, other processes' (a shared ledger) within
-// this.
-const waitPoll = time.Second
+// waitPoll bounds how long a waiter goes without looking when commits
+// may happen that do not wake it (another process's, on a ledger that
+// does not announce them); waitPollNotified when every commit wakes it
+// (App.Notified), as a safety net only: a thousand waiters then cost the
+// ledger nothing while they wait.
+const (
+	waitPoll         = time.Second
+	waitPollNotified = 30 * time.Second
+)
 
 // commits wakes the waiters of a key when this process commits it.
 type commits struct {
@@ -65,6 +70,20 @@ func (c *commits) subscribe(key string) (<-chan struct{}, func()) {
 	}
 }
 
+// notifyAll wakes every waiter (they look again).
+func (c *commits) notifyAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, chs := range c.waiters {
+		for ch := range chs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 func (c *commits) notify(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -80,6 +99,9 @@ func (c *commits) notify(key string) {
 // onDone calls it).
 func (a *App) Committed(key string) { a.waits.notify(key) }
 
+// WakeWaiters makes every waiter look again.
+func (a *App) WakeWaiters() { a.waits.notifyAll() }
+
 // Wait returns once the version of key named by etag (or versionID) is
 // searchable, or a newer one is, or, with neither given, once no change of
 // key is pending (for a delete: once its chunks are gone). It returns
@@ -93,12 +115,16 @@ func (a *App) Wait(ctx context.Context, key, etag, versionID string) (WaitResult
 	}
 	woken, stop := a.waits.subscribe(key)
 	defer stop()
+	poll := waitPoll
+	if a.Notified {
+		poll = waitPollNotified
+	}
 	for {
 		res, done, err := a.waitCheck(ctx, key, etag, versionID)
 		if done || err != nil {
 			return res, err
 		}
-		t := time.NewTimer(waitPoll)
+		t := time.NewTimer(poll)
 		select {
 		case <-woken:
 		case <-t.C:

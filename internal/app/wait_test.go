@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +88,82 @@ func TestWait(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || r.Searchable || r.State != "indexed" || r.ETag == next.ETag {
 		t.Fatalf("wait for a version never announced: %+v, %v", r, err)
 	}
+}
+
+// countingLedger counts the reads a waiter makes.
+type countingLedger struct {
+	freshen.Ledger
+	reads atomic.Int64
+}
+
+func (c *countingLedger) State(ctx context.Context, bucket, key string) (freshen.KeyState, error) {
+	c.reads.Add(1)
+	return c.Ledger.State(ctx, bucket, key)
+}
+
+func (c *countingLedger) Queued(ctx context.Context, bucket, key string) (bool, error) {
+	c.reads.Add(1)
+	return c.Ledger.Queued(ctx, bucket, key)
+}
+
+// TestThousandWaitersCostNothingWhileWaiting: 1,000 waiters for
+// versions on their way read the ledger once each when they start, and
+// then not at all until a commit wakes the ones of that key (the service
+// sets Notified: every commit reaches Committed).
+func TestThousandWaitersCostNothingWhileWaiting(t *testing.T) {
+	ctx := context.Background()
+	b := newStateBundle(t)
+	a := b.open(t)
+	defer a.Close()
+	b.sync(t, a)
+	counted := &countingLedger{Ledger: a.Ledger}
+	a.Ledger, a.Notified = counted, true
+	defer func() { a.Ledger = counted.Ledger }()
+	// New versions of every document, whose changes are not queued yet.
+	etags := map[string]string{}
+	for i := range 6 {
+		key := fmt.Sprintf("doc-%d.md", i)
+		b.src.Put(key, "text/markdown", []byte(fmt.Sprintf("# Doc %d\n\nVersion two of paragraph %d.\n", i, i)))
+		cur, _ := b.src.Stat(ctx, key)
+		etags[key] = cur.ETag
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for i := range 1000 {
+		key := fmt.Sprintf("doc-%d.md", i%6)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, err := a.Wait(wctx, key, etags[key], ""); err == nil && r.Searchable {
+				done.Add(1)
+			}
+		}()
+	}
+	time.Sleep(time.Second) // every waiter has looked once
+	start := counted.reads.Load()
+	time.Sleep(3 * time.Second)
+	idle := counted.reads.Load() - start
+	t.Logf("1,000 waiters: %d ledger reads to start, %d in the next 3 s", start, idle)
+	if idle > 6 {
+		t.Fatalf("1,000 idle waiters made %d ledger reads in 3 s: they poll", idle)
+	}
+	// One key's commit wakes its waiters only, and they return.
+	p := a.Pipeline(func(r pipeline.Result) { a.Committed(r.Key) })
+	if _, err := counted.Enqueue(ctx, []freshen.Change{{Bucket: "docs", Key: "doc-0.md", Kind: freshen.ChangeUpsert, Origin: "webhook", EventTime: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for done.Load() < 167 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := done.Load(); n != 167 {
+		t.Fatalf("%d waiters returned after doc-0.md was committed, want its 167", n)
+	}
+	cancel()
+	wg.Wait()
 }

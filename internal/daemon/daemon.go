@@ -124,6 +124,7 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 
 	var runErr error
 	var opened []*app.App
+	var closing sync.WaitGroup // old epochs' Apps, closed once drained
 loop:
 	for {
 		select {
@@ -158,10 +159,23 @@ loop:
 			break loop
 		}
 		cur.set(ep)
+		closing.Add(1)
 		go func() {
-			// Calls still running on the old generations finish first.
-			old.calls.Wait()
-			old.a.Close()
+			defer closing.Done()
+			// Calls still running on the old generations finish first;
+			// their read-your-writes waiters look again every second,
+			// since the new epoch's commits do not wake them.
+			drained := make(chan struct{})
+			go func() { old.calls.Wait(); close(drained) }()
+			for {
+				old.a.WakeWaiters()
+				select {
+				case <-drained:
+					old.a.Close()
+					return
+				case <-time.After(time.Second):
+				}
+			}
 		}()
 		log.Info("serving", "generation", next.Gen.ID, "generations", next.Registry.Shape())
 	}
@@ -170,6 +184,7 @@ loop:
 	if ep.stop() {
 		runErr = errors.Join(runErr, fmt.Errorf("in-flight objects did not finish within %s; they will be redone at the next start", cfg.ShutdownTimeout))
 	}
+	closing.Wait()
 	for _, o := range opened {
 		o.Close()
 	}
@@ -205,6 +220,11 @@ func (e *epoch) start(ctx context.Context) error {
 	cfg := a.Config
 	a.Owner = e.self.Owner
 	e.reload = make(chan struct{})
+	// Every commit wakes the read-your-writes waiters: this process's
+	// own, and on a shared ledger the others' if it announces them.
+	_, shared := a.Ledger.(freshen.Coordinator)
+	_, announces := a.Ledger.(freshen.CommitNotifier)
+	a.Notified = !shared || announces
 	e.p = a.Pipeline(func(r pipeline.Result) {
 		m.ObserveResult(r)
 		a.Committed(r.Key)
@@ -264,7 +284,7 @@ func (e *epoch) start(ctx context.Context) error {
 	}
 	all := append(slices.Clone(e.recs), e.others...)
 	svcs = append(svcs, &backlogService{q: a.Ledger, m: m, health: a.Health, status: a.Status},
-		&clusterService{ledger: a.Ledger, self: e.self, wake: wake, leads: all.leads, balance: all.balance, log: log},
+		&clusterService{ledger: a.Ledger, self: e.self, wake: wake, leads: all.leads, balance: all.balance, log: log, committed: a.Committed},
 		&registryWatch{a: a, reload: e.reload, log: log})
 	if cfg.VerifyInterval > 0 {
 		svcs = append(svcs, &verifier{a: a, interval: time.Duration(cfg.VerifyInterval), m: m, log: log, wake: e.p.Wake})
@@ -820,7 +840,10 @@ type clusterService struct {
 	leads  func() []string
 	// balance is told how many processes are alive after each heartbeat.
 	balance func(processes int)
-	log     *slog.Logger
+	// committed is told of every key any process commits (when the
+	// ledger announces commits).
+	committed func(key string)
+	log       *slog.Logger
 }
 
 // heartbeatEvery is how often a process records itself as alive.
@@ -839,6 +862,17 @@ func (s *clusterService) Start(ctx context.Context) error {
 		s.Go(func() {
 			for range ch {
 				s.wake()
+			}
+		})
+	}
+	if cn, ok := s.ledger.(freshen.CommitNotifier); ok && s.committed != nil {
+		ch, err := cn.Commits(ctx)
+		if err != nil {
+			return fmt.Errorf("listening for the ledger's commits: %w", err)
+		}
+		s.Go(func() {
+			for k := range ch {
+				s.committed(k)
 			}
 		})
 	}

@@ -31,19 +31,30 @@ func (l *Ledger) dedicated(ctx context.Context) (*pgx.Conn, error) {
 // channel. A lost connection is reopened (with backoff), and the channel
 // receives then too, since notifications may have been missed.
 func (l *Ledger) Changes(ctx context.Context) (<-chan struct{}, error) {
-	conn, err := l.listen(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: listen: %w", classify(err))
-	}
 	out := make(chan struct{}, 1)
-	signal := func() {
+	signal := func(string) {
 		select {
 		case out <- struct{}{}:
 		default:
 		}
 	}
+	// A reconnect signals too: notifications may have been missed.
+	if err := l.follow(ctx, channel(l.schema), signal, func() { signal("") }, func() { close(out) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// follow LISTENs on ch and calls on with each notification's payload
+// (and reconnected after a new connection replaced a lost one) until
+// ctx is done; then it calls done.
+func (l *Ledger) follow(ctx context.Context, ch string, on func(payload string), reconnected, done func()) error {
+	conn, err := l.listenOn(ctx, ch)
+	if err != nil {
+		return fmt.Errorf("postgres: listen: %w", classify(err))
+	}
 	go func() {
-		defer close(out)
+		defer done()
 		backoff := 100 * time.Millisecond
 		for {
 			if conn == nil {
@@ -52,14 +63,14 @@ func (l *Ledger) Changes(ctx context.Context) (<-chan struct{}, error) {
 					return
 				case <-time.After(backoff):
 				}
-				if conn, err = l.listen(ctx); err != nil {
+				if conn, err = l.listenOn(ctx, ch); err != nil {
 					conn, backoff = nil, min(2*backoff, 10*time.Second)
 					continue
 				}
 				backoff = 100 * time.Millisecond
-				signal()
+				reconnected()
 			}
-			_, err := conn.WaitForNotification(ctx)
+			n, err := conn.WaitForNotification(ctx)
 			if ctx.Err() != nil {
 				conn.Close(context.Background())
 				return
@@ -69,22 +80,46 @@ func (l *Ledger) Changes(ctx context.Context) (<-chan struct{}, error) {
 				conn = nil
 				continue
 			}
-			signal()
+			on(n.Payload)
 		}
 	}()
-	return out, nil
+	return nil
 }
 
 func (l *Ledger) listen(ctx context.Context) (*pgx.Conn, error) {
+	return l.listenOn(ctx, channel(l.schema))
+}
+
+func (l *Ledger) listenOn(ctx context.Context, ch string) (*pgx.Conn, error) {
 	conn, err := l.dedicated(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{channel(l.schema)}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{ch}.Sanitize()); err != nil {
 		conn.Close(context.Background())
 		return nil, err
 	}
 	return conn, nil
+}
+
+var _ freshen.CommitNotifier = (*Ledger)(nil)
+
+// Commits implements freshen.CommitNotifier with LISTEN/NOTIFY: Complete
+// notifies the committed key in its transaction, so a key arrives once
+// its commit is visible. Keys are dropped when the reader falls behind
+// by more than 1,024, and while the connection is re-established.
+func (l *Ledger) Commits(ctx context.Context) (<-chan string, error) {
+	out := make(chan string, 1024)
+	send := func(key string) {
+		select {
+		case out <- key:
+		default:
+		}
+	}
+	if err := l.follow(ctx, commitChannel(l.schema), send, func() {}, func() { close(out) }); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // lead is a session-level advisory lock on a connection of its own.

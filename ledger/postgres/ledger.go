@@ -53,6 +53,9 @@ const DefaultSchema = "freshen"
 // Channel is the LISTEN/NOTIFY channel Enqueue notifies (per schema).
 func channel(schema string) string { return schema + "_queue" }
 
+// commitChannel carries the key of every commit (per schema).
+func commitChannel(schema string) string { return schema + "_commits" }
+
 // Ledger implements freshen.Ledger on PostgreSQL. It is safe for
 // concurrent use by many goroutines and processes.
 type Ledger struct {
@@ -390,6 +393,11 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 			_, err = tx.Exec(ctx, `UPDATE queue SET lease_owner = '', lease_until = 0, lease_token = 0, attempts = 0, not_before = 0,
 				first_seen = greatest(first_seen, $1) WHERE bucket = $2 AND key = $3`, codec.Nanos(now), ls.Bucket, ls.Key)
 		}
+		if err != nil {
+			return err
+		}
+		// Read-your-writes waiters in every process wake at the commit.
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, commitChannel(l.schema), ls.Key)
 		return err
 	})
 }

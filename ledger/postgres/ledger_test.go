@@ -82,6 +82,50 @@ func TestChangesWakeOtherProcesses(t *testing.T) {
 	}
 }
 
+// TestCommitsReachOtherProcesses: a commit through one handle delivers
+// its key to another's Commits channel (read-your-writes waiters in
+// every process wake at the commit), and only once it is visible.
+func TestCommitsReachOtherProcesses(t *testing.T) {
+	schema := testenv.UniqueSchema("commits")
+	a, b := open(t, schema, time.Now), open(t, schema, time.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := a.Commits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "guide/100% sure+ü.md"
+	if _, err := b.Enqueue(ctx, []freshen.Change{{Bucket: "b", Key: key, Kind: freshen.ChangeUpsert, Origin: "webhook", EventTime: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := b.Lease(ctx, freshen.LeaseParams{Owner: "w", Max: 1, TTL: time.Minute})
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("lease: %v %v", ls, err)
+	}
+	select {
+	case k := <-ch:
+		t.Fatalf("%q announced before any commit", k)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := b.Complete(ctx, ls[0], freshen.Commit{Object: freshen.ObjectRecord{Bucket: "b", Key: key, ETag: "e1", State: freshen.StateIndexed}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case k := <-ch:
+		if k != key {
+			t.Fatalf("announced %q, want %q", k, key)
+		}
+		if o, err := a.Object(ctx, "b", key); err != nil || o.ETag != "e1" {
+			t.Fatalf("announced before visible: %+v %v", o, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no commit announced within 5s")
+	}
+	cancel()
+	for range ch { // closed once ctx is done
+	}
+}
+
 // TestOneLeaderAtATime: one process leads a job; another takes it over
 // once the leader releases it or its connection dies.
 func TestOneLeaderAtATime(t *testing.T) {
