@@ -286,7 +286,9 @@ func describeChange(from, to Spec) []string {
 		out = append(out, fmt.Sprintf("dimensions: %d -> %d", max(ef.Dimensions, ef.Dim), max(et.Dimensions, et.Dim)))
 	}
 	if from.Chunk.WithDefaults() != to.Chunk.WithDefaults() {
-		out = append(out, fmt.Sprintf("chunking: %+v -> %+v", from.Chunk, to.Chunk))
+		f, t := from.Chunk.WithDefaults(), to.Chunk.WithDefaults()
+		out = append(out, fmt.Sprintf("chunking: min/target/max tokens %d/%d/%d -> %d/%d/%d, hard heading level %d -> %d, overlap %d -> %d",
+			f.MinTokens, f.TargetTokens, f.MaxTokens, t.MinTokens, t.TargetTokens, t.MaxTokens, f.HardHeadingLevel, t.HardHeadingLevel, f.OverlapBlocks, t.OverlapBlocks))
 	}
 	if !sameTarget(from, to) {
 		out = append(out, fmt.Sprintf("index: %s -> %s", target(from.Index), target(to.Index)))
