@@ -335,6 +335,21 @@ func (a *App) Collect(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
+	due := false
+	for _, g := range r.Gens {
+		due = due || g.State == GenRetired && !g.DropAfter.IsZero() && now.After(g.DropAfter) || g.State == GenDropped && now.Sub(g.Switched) > dropGrace
+	}
+	if !due {
+		return nil
+	}
+	if co, ok := a.shared.root.(freshen.Coordinator); ok {
+		// One process of those sharing the ledger does it.
+		l, ok, err := co.TryLead(ctx, "collect generations")
+		if err != nil || !ok {
+			return err
+		}
+		defer l.Release()
+	}
 	for _, g := range r.Gens {
 		switch {
 		case g.State == GenRetired && !g.DropAfter.IsZero() && now.After(g.DropAfter):
