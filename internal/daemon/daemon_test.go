@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
 	"github.com/freshen-io/freshen/internal/memsource"
@@ -50,8 +51,15 @@ func setupWith(t *testing.T, dir string, edit func(*config.Config)) *testBundle 
 	if edit != nil {
 		edit(&cfg)
 	}
-	b := &testBundle{src: memsource.New("docs"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
-	a, err := app.Open(context.Background(), cfg, app.Options{Source: b.src, Embedder: &testenv.HashEmbedder{Dimension: 16}, Exclusive: true})
+	return serve(t, cfg, memsource.New("docs"), &testenv.HashEmbedder{Dimension: 16})
+}
+
+// serve runs the service on cfg with src as the bucket and emb as the
+// model until the test ends.
+func serve(t *testing.T, cfg config.Config, src *memsource.Source, emb freshen.Embedder) *testBundle {
+	t.Helper()
+	b := &testBundle{src: src, client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
+	a, err := app.Open(context.Background(), cfg, app.Options{Source: b.src, Embedder: emb, Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

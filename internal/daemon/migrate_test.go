@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -109,20 +108,7 @@ func TestMigrateChunkingWhileWriting(t *testing.T) {
 
 	src := memsource.New("docs")
 	keys := loadCorpus(t, src)
-	b := &testBundle{src: src, client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, done: make(chan error, 1)}
-	a, err := app.Open(context.Background(), cfgA, app.Options{Source: src, Embedder: model, Exclusive: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
-	listening := make(chan string, 1)
-	go func() {
-		b.done <- Run(ctx, a, Options{OnListen: func(u string) { listening <- u }})
-		a.Close()
-	}()
-	b.base = <-listening
-	t.Cleanup(func() { b.stop(t) })
+	b := serve(t, cfgA, src, model)
 
 	status := func() app.Status {
 		_, body := b.get(t, "/v1/status")
