@@ -120,6 +120,9 @@ type Block struct {
 	// Level is the heading level (1 for a top-level heading); 0 otherwise.
 	Level int    `json:"level,omitempty"`
 	Text  string `json:"text"`
+	// Page is the page (or slide) the block is on, from 1, in formats
+	// that have pages (PDF, PowerPoint); 0 otherwise.
+	Page int `json:"page,omitempty"`
 }
 
 // Document is an object's extracted text.
