@@ -42,16 +42,18 @@ func (e usageError) Error() string { return e.msg }
 
 func commands() map[string]command {
 	return map[string]command{
-		"embed":    {"embed texts with the built-in model and print the vectors", runEmbed},
-		"run":      {"watch the bucket: S3 events, periodic reconciliation, workers and the HTTP API", runRun},
-		"sync":     {"reconcile the bucket with the index once, embedding only what changed", runSync},
-		"search":   {"search the index", runSearch},
-		"status":   {"show what is indexed, skipped, failed and pending", runStatus},
-		"estimate": {"tokens, money and time a sync would spend, before spending anything", runEstimate},
-		"wait":     {"wait until a version of a key is searchable (read-your-writes)", runWait},
-		"verify":   {"prove the index holds exactly what the ledger says; --repair fixes drift without embedding", runVerify},
-		"migrate":  {"change the model or the chunking without downtime: plan, start, status, switch, rollback, abort", runMigrate},
-		"config":   {"config check: validate a configuration and explain mistakes", runConfig},
+		"embed":        {"embed texts with the built-in model and print the vectors", runEmbed},
+		"run":          {"watch the bucket: S3 events, periodic reconciliation, workers and the HTTP API", runRun},
+		"sync":         {"reconcile the bucket with the index once, embedding only what changed", runSync},
+		"search":       {"search the index", runSearch},
+		"status":       {"show what is indexed, skipped, failed and pending", runStatus},
+		"estimate":     {"tokens, money and time a sync would spend, before spending anything", runEstimate},
+		"wait":         {"wait until a version of a key is searchable (read-your-writes)", runWait},
+		"verify":       {"prove the index holds exactly what the ledger says; --repair fixes drift without embedding", runVerify},
+		"dead-letters": {"list the objects freshen gave up on (failed) or skipped, with their reasons", runDeadLetters},
+		"redrive":      {"queue failed objects again once their cause is fixed: KEY... or --all [--reason SUBSTR]", runRedrive},
+		"migrate":      {"change the model or the chunking without downtime: plan, start, status, switch, rollback, abort", runMigrate},
+		"config":       {"config check: validate a configuration and explain mistakes", runConfig},
 	}
 }
 
@@ -138,7 +140,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	var b strings.Builder
 	b.WriteString("freshen keeps a vector index in sync with documents in S3.\n\nUsage: freshen COMMAND [flags]\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(&b, "  %-13s %s\n", n, cmds[n].summary)
 	}
 	b.WriteString("\nRun 'freshen COMMAND -h' for a command's flags.\n")
 	io.WriteString(w, b.String())

@@ -424,6 +424,18 @@ func (c *current) OldestPending(ctx context.Context) (time.Time, error) {
 	return e.a.OldestPending(ctx)
 }
 
+func (c *current) DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.DeadLetters(ctx, skipped, reason)
+}
+
+func (c *current) Redrive(ctx context.Context, keys []string) (int, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.RedriveThrough(ctx, e.sink, keys)
+}
+
 // registryWatch reads the registry of generations every few seconds:
 // when its shape changes (a migration started, switched, ended) it
 // closes reload; it also retires and drops generations whose time came.

@@ -36,6 +36,11 @@ type Backend interface {
 	// OldestPending is when the oldest change not yet searchable
 	// happened (zero when there is none).
 	OldestPending(ctx context.Context) (time.Time, error)
+	// DeadLetters lists failed (and with skipped, skipped) objects whose
+	// reason contains reason (app.App.DeadLetters).
+	DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error)
+	// Redrive queues keys again (app.App.Redrive).
+	Redrive(ctx context.Context, keys []string) (int, error)
 }
 
 // Config holds the API's dependencies.
@@ -99,6 +104,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
 	mux.HandleFunc("GET /v1/wait", s.auth(s.wait))
 	mux.HandleFunc("GET /v1/objects/{key...}", s.auth(s.object))
+	mux.HandleFunc("POST /v1/objects/{key...}", s.auth(s.objectAction))
+	mux.HandleFunc("GET /v1/dead-letters", s.auth(s.deadLetters))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	metrics := promhttp.HandlerFor(s.cfg.Gather, promhttp.HandlerOpts{}).ServeHTTP
@@ -323,6 +330,40 @@ func (s *Server) object(w http.ResponseWriter, r *http.Request) {
 		v.ChunkRefs = []freshen.ChunkRef{}
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// objectAction is POST /v1/objects/{key}/redrive: the key is queued
+// again (a failed object is retried from scratch).
+func (s *Server) objectAction(w http.ResponseWriter, r *http.Request) {
+	key, ok := strings.CutSuffix(r.PathValue("key"), "/redrive")
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown action: POST /v1/objects/{key}/redrive re-drives a key")
+		return
+	}
+	n, err := s.cfg.Backend.Redrive(r.Context(), []string{key})
+	switch {
+	case errors.Is(err, freshen.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case freshen.IsPermanent(err):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"key": key, "queued": n == 1})
+}
+
+// deadLetters is GET /v1/dead-letters?skipped=true&reason=SUBSTR.
+func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	dl, err := s.cfg.Backend.DeadLetters(r.Context(), q.Get("skipped") == "true", q.Get("reason"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, dl)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ type fakeBackend struct {
 	search func(ctx context.Context, query string) ([]app.SearchHit, error)
 	wait   func(ctx context.Context, key, etag, versionID string) (app.WaitResult, error)
 	oldest time.Time
+	// redriven collects the keys Redrive was given.
+	redriven []string
 }
 
 func (b *fakeBackend) Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error) {
@@ -42,6 +45,22 @@ func (b *fakeBackend) Wait(ctx context.Context, key, etag, versionID string) (ap
 		return b.wait(ctx, key, etag, versionID)
 	}
 	return app.WaitResult{Key: key, State: "indexed", ETag: etag, Searchable: true}, nil
+}
+
+func (b *fakeBackend) DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error) {
+	out := []app.DeadLetter{{Key: "bad.pdf", State: freshen.StateFailed, Reason: "embed: 500"}}
+	if skipped {
+		out = append(out, app.DeadLetter{Key: "big.bin", State: freshen.StateSkipped, Reason: "binary"})
+	}
+	return out, nil
+}
+
+func (b *fakeBackend) Redrive(ctx context.Context, keys []string) (int, error) {
+	if keys[0] != "bad.pdf" && keys[0] != "dir/a b+c.md" {
+		return 0, fmt.Errorf("no object %q: %w", keys[0], freshen.ErrNotFound)
+	}
+	b.redriven = append(b.redriven, keys...)
+	return len(keys), nil
 }
 
 func (b *fakeBackend) OldestPending(ctx context.Context) (time.Time, error) { return b.oldest, nil }
@@ -434,5 +453,48 @@ func TestSearchFreshAsOf(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/search?q=x&fresh-as-of=no-etag", nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("fresh-as-of without an etag: %d", rec.Code)
+	}
+}
+
+// TestDeadLettersAndRedrive: the dead letters as JSON (skipped ones on
+// request); POST /v1/objects/{key}/redrive queues a known key (202),
+// refuses an unknown one (404) and any other action, and needs the token.
+func TestDeadLettersAndRedrive(t *testing.T) {
+	b := setup(t, func(c *Config) { c.Token = "s3cret" })
+	auth := []string{"Authorization", "Bearer s3cret"}
+	ctx := context.Background()
+	w := b.get(ctx, "/v1/dead-letters", auth...)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"key":"bad.pdf"`) || strings.Contains(w.Body.String(), "big.bin") {
+		t.Fatalf("dead letters: %d %s", w.Code, w.Body)
+	}
+	if w := b.get(ctx, "/v1/dead-letters?skipped=true", auth...); !strings.Contains(w.Body.String(), "big.bin") {
+		t.Fatalf("dead letters with skipped: %s", w.Body)
+	}
+	post := func(target string, header ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		w := httptest.NewRecorder()
+		b.h.ServeHTTP(w, r)
+		return w
+	}
+	if w := post("/v1/objects/bad.pdf/redrive"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("redrive without the token: %d", w.Code)
+	}
+	if w := post("/v1/objects/bad.pdf/redrive", auth...); w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"queued":true`) {
+		t.Fatalf("redrive: %d %s", w.Code, w.Body)
+	}
+	if w := post("/v1/objects/dir%2Fa%20b+c.md/redrive", auth...); w.Code != http.StatusAccepted {
+		t.Fatalf("redrive of an odd key: %d %s", w.Code, w.Body)
+	}
+	if w := post("/v1/objects/nope.md/redrive", auth...); w.Code != http.StatusNotFound {
+		t.Fatalf("redrive of an unknown key: %d %s", w.Code, w.Body)
+	}
+	if w := post("/v1/objects/bad.pdf/explode", auth...); w.Code != http.StatusNotFound {
+		t.Fatalf("unknown action: %d %s", w.Code, w.Body)
+	}
+	if !slices.Equal(b.backend.redriven, []string{"bad.pdf", "dir/a b+c.md"}) {
+		t.Fatalf("redriven %q", b.backend.redriven)
 	}
 }
