@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"time"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 	"github.com/freshen-io/freshen/internal/config"
+	"github.com/freshen-io/freshen/internal/tracing"
 )
 
 // configFlag adds --config, which defaults to $FRESHEN_CONFIG.
@@ -62,4 +65,30 @@ func noSpace(err error, dataDir string) error {
 	}
 	abs, _ := filepath.Abs(dataDir)
 	return fmt.Errorf("the disk holding data-dir %s is full: free some space and run sync again; nothing was lost (unfinished keys stay queued) (%v)", abs, err)
+}
+
+// withTracing turns on OpenTelemetry tracing when OTEL_EXPORTER_OTLP_*
+// asks for it, for the commands that process objects; the returned
+// function flushes the spans.
+func withTracing(ctx context.Context, e *env) func() {
+	shutdown, err := tracing.Setup(ctx, buildVersion())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "freshen: tracing is off: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			fmt.Fprintf(e.stderr, "freshen: flushing traces: %v\n", err)
+		}
+	}
+}
+
+// buildVersion is the module version this binary was built from.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

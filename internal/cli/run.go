@@ -21,6 +21,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	defer withTracing(ctx, e)()
 	a, err := openApp(ctx, e, *cfgFile, app.Options{Exclusive: true, Log: log})
 	if err != nil {
 		return err

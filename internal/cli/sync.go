@@ -46,6 +46,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	defer withTracing(ctx, e)()
 	a, err := openApp(ctx, e, *cfgFile, app.Options{Exclusive: true})
 	if err != nil {
 		return err

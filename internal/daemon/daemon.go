@@ -234,7 +234,8 @@ func (e *epoch) start(ctx context.Context) error {
 		// Failures are logged by the pipeline itself.
 		if r.Err == nil {
 			log.Debug("object processed", "key", freshen.KeyForLog(r.Key), "outcome", r.Outcome, "chunks", r.Chunks,
-				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond))
+				"embedded", r.Work.ChunksEmbedded, "reused", r.Work.ChunksReused, "lag", time.Since(r.FirstSeen).Round(time.Millisecond),
+				"trace_id", r.TraceID)
 		}
 	})
 	wake := e.p.Wake

@@ -13,6 +13,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -28,6 +29,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/service"
@@ -80,6 +86,9 @@ type Config struct {
 	// for new chunk settings reuses the serving one's vectors of every
 	// chunk whose text is unchanged.
 	Reuse func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error)
+	// Tracing makes the spans of each object (default: OpenTelemetry's
+	// global provider, a no-op unless tracing is set up).
+	Tracing trace.TracerProvider
 }
 
 // Defaults are the defaults of Config.
@@ -193,6 +202,8 @@ type Result struct {
 	// EmbedTime is the part of Duration spent waiting for the embedder.
 	EmbedTime time.Duration
 	Err       error
+	// TraceID is the object's trace (empty when tracing is off).
+	TraceID string
 }
 
 // Pipeline processes dirty keys. Start/Stop run it as a service (freshen
@@ -209,6 +220,7 @@ type Pipeline struct {
 	cache  *embedCache
 	onDone func(Result)
 	wake   chan struct{}
+	tracer trace.Tracer
 
 	mu        sync.Mutex
 	running   bool
@@ -315,6 +327,11 @@ func New(cfg Config, src freshen.Source, ext freshen.Extractor, chk freshen.Chun
 		cache: newEmbedCache(led, emb, cfg.EmbedBatch), onDone: onDone, wake: make(chan struct{}, 1)}
 	p.cache.budget = cfg.BudgetTokensPerDay
 	p.cache.spentToday, p.cache.reuse = cfg.SpentToday, cfg.Reuse
+	tp := cfg.Tracing
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	p.tracer = tp.Tracer("github.com/freshen-io/freshen/internal/pipeline")
 	return p
 }
 
@@ -614,6 +631,14 @@ func (p *Pipeline) backoff(attempts int, err error) time.Duration {
 // handle processes one lease and records the outcome in the ledger.
 func (p *Pipeline) handle(parent context.Context, ls freshen.Lease) {
 	start := time.Now()
+	// One trace per object: its stages are the children. The event's
+	// time is an attribute, so the lag of each object is visible.
+	parent, span := p.tracer.Start(parent, "freshen.object", trace.WithAttributes(
+		attribute.String("freshen.key", ls.Key), attribute.String("freshen.origin", ls.Origin),
+		attribute.Int("freshen.attempt", ls.Attempts+1), attribute.Bool("freshen.fresh", ls.Fresh),
+		attribute.String("freshen.event_time", ls.FirstSeen.UTC().Format(time.RFC3339Nano)),
+		attribute.Int64("freshen.lag_at_start_ms", time.Since(ls.FirstSeen).Milliseconds())))
+	defer span.End()
 	ctx, cancel := context.WithCancelCause(parent)
 	if ls.Fresh {
 		ctx = freshen.Urgent(ctx) // a fresh edit goes ahead of backlog
@@ -631,12 +656,19 @@ func (p *Pipeline) handle(parent context.Context, ls freshen.Lease) {
 	lost := errors.Is(context.Cause(ctx), freshen.ErrLeaseLost)
 	cancel(nil)
 	res.Key, res.FirstSeen, res.Duration = ls.Key, ls.FirstSeen, time.Since(start)
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		res.TraceID = sc.TraceID().String()
+	}
 	if err != nil {
 		res.Err = err
 		p.fail(ls, &res, err, lost, parent.Err() != nil)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 	} else {
 		p.noteProgress()
 	}
+	span.SetAttributes(attribute.String("freshen.outcome", string(res.Outcome)), attribute.Int("freshen.chunks", res.Chunks),
+		attribute.Int64("freshen.chunks_embedded", res.Work.ChunksEmbedded), attribute.Int64("freshen.tokens_embedded", res.Work.TokensEmbedded))
 	if p.onDone != nil {
 		p.onDone(res)
 	}
@@ -685,7 +717,7 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 	case freshen.IsPermanent(err):
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now(), MaxAttempts: p.cfg.MaxAttempts, Permanent: true})
-		p.log.Warn("processing failed permanently; parked", "key", freshen.KeyForLog(ls.Key), "err", err)
+		p.log.Warn("processing failed permanently; parked", "key", freshen.KeyForLog(ls.Key), "err", err, "trace_id", res.TraceID)
 	default:
 		attempts := ls.Attempts + 1
 		res.Outcome = OutcomeRetry
@@ -694,7 +726,8 @@ func (p *Pipeline) fail(ls freshen.Lease, res *Result, err error, lost, stopped 
 		}
 		retry := p.backoff(attempts, err)
 		ferr = p.led.Fail(ctx, ls, freshen.Failure{Err: err, RetryAt: time.Now().Add(retry), MaxAttempts: p.cfg.MaxAttempts})
-		p.log.Warn("processing failed", "key", freshen.KeyForLog(ls.Key), "attempt", attempts, "retry_in", retry.Round(time.Millisecond), "err", err)
+		p.log.Warn("processing failed", "key", freshen.KeyForLog(ls.Key), "attempt", attempts, "retry_in", retry.Round(time.Millisecond), "err", err,
+			"trace_id", res.TraceID)
 	}
 	if ferr != nil && !errors.Is(ferr, freshen.ErrLeaseLost) {
 		p.log.Error("record failure", "key", freshen.KeyForLog(ls.Key), "err", ferr)
@@ -730,7 +763,9 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		// "a//b.md" what they list as "a/b.md").
 		gone = true
 	default:
-		obj, err = p.src.Stat(ctx, ls.Key)
+		sctx, span := p.tracer.Start(ctx, "s3.stat")
+		obj, err = p.src.Stat(sctx, ls.Key)
+		endSpan(span, err)
 		switch {
 		case errors.Is(err, freshen.ErrNotFound):
 			gone = true
@@ -798,10 +833,16 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 			need = append(need, tgt.chunks[id])
 		}
 		t0 := time.Now()
-		vecs, work, mine, err := p.cache.vectors(ctx, model, need)
+		ectx, span := p.tracer.Start(ctx, "embed", trace.WithAttributes(attribute.Int("freshen.chunks", len(need)), attribute.String("freshen.model", model)))
+		vecs, work, mine, err := p.cache.vectors(ectx, model, need)
 		embedded = mine
 		res.EmbedTime = time.Since(t0)
 		res.Work = work
+		batch := int64(max(p.cfg.EmbedBatch, 1))
+		span.SetAttributes(attribute.Int64("freshen.embedded", work.ChunksEmbedded), attribute.Int64("freshen.cache_hits", int64(len(need))-work.ChunksEmbedded),
+			attribute.Int64("freshen.tokens", work.TokensEmbedded), attribute.Int64("freshen.batches", (work.ChunksEmbedded+batch-1)/batch),
+			attribute.Int64("freshen.batch_size", batch))
+		endSpan(span, err)
 		if err != nil {
 			return res, err
 		}
@@ -827,7 +868,10 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		if err := p.led.BeginIntent(ctx, ls, freshen.Intent{Upserts: upserts, Deletes: deletes}); err != nil {
 			return res, err
 		}
-		if err := p.write(ctx, ls, rec, records, deletes); err != nil {
+		wctx, span := p.tracer.Start(ctx, "index.write", trace.WithAttributes(attribute.Int("freshen.upserts", len(records)), attribute.Int("freshen.deletes", len(deletes))))
+		err := p.write(wctx, ls, rec, records, deletes)
+		endSpan(span, err)
+		if err != nil {
 			return res, err
 		}
 	}
@@ -846,10 +890,22 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		commit.Object.State = freshen.StateIndexed
 		res.Outcome = OutcomeIndexed
 	}
-	if err := p.led.Complete(ctx, ls, commit); err != nil {
+	cctx, span := p.tracer.Start(ctx, "ledger.commit")
+	err = p.led.Complete(cctx, ls, commit)
+	endSpan(span, err)
+	if err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// endSpan ends a stage's span, marking it failed by err.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // write makes one key's index writes: as one fenced Apply where the index
@@ -897,19 +953,33 @@ func (p *Pipeline) read(ctx context.Context, obj freshen.ObjectInfo) (target, st
 	if obj.Size > p.cfg.MaxObjectBytes {
 		return target{}, fmt.Sprintf("%d bytes exceeds limits.max-object-bytes (%d)", obj.Size, p.cfg.MaxObjectBytes), nil
 	}
-	r, err := p.src.Open(ctx, obj)
+	gctx, span := p.tracer.Start(ctx, "s3.get", trace.WithAttributes(attribute.Int64("freshen.size", obj.Size)))
+	r, err := p.src.Open(gctx, obj)
+	if err != nil {
+		endSpan(span, err)
+		return target{}, "", err
+	}
+	// The extractors hold an object whole anyway: read it first, so that
+	// the trace tells the store's time from the extractor's.
+	body, err := io.ReadAll(io.LimitReader(r, p.cfg.MaxObjectBytes+1))
+	r.Close()
+	endSpan(span, err)
 	if err != nil {
 		return target{}, "", err
 	}
-	defer r.Close()
-	doc, err := p.ext.Extract(ctx, io.LimitReader(r, p.cfg.MaxObjectBytes+1), obj)
+	xctx, span := p.tracer.Start(ctx, "extract", trace.WithAttributes(attribute.String("freshen.content_type", obj.ContentType)))
+	doc, err := p.ext.Extract(xctx, bytes.NewReader(body), obj)
+	span.End()
 	if errors.Is(err, freshen.ErrUnsupported) || errors.Is(err, freshen.ErrTooLarge) {
 		return target{}, err.Error(), nil
 	}
 	if err != nil {
 		return target{}, "", fmt.Errorf("extract: %w", err)
 	}
+	_, span = p.tracer.Start(ctx, "chunk")
 	chunks, err := p.chk.Split(doc)
+	span.SetAttributes(attribute.Int("freshen.chunks", len(chunks)))
+	endSpan(span, err)
 	if err != nil {
 		return target{}, "", fmt.Errorf("chunk: %w", err)
 	}
