@@ -41,6 +41,9 @@ type App struct {
 	// embedding budget no longer fits a batch.
 	BudgetSpent func() error
 	waits       commits
+	// ActivityLog, when set (by `freshen run`), records what this
+	// process did lately (the dashboard's charts).
+	ActivityLog *ActivityLog
 	// Notified is set when every commit of the serving generation
 	// reaches Committed (`freshen run` on a ledger of its own, or on one
 	// that announces commits): waiters then never poll.

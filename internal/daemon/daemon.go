@@ -97,7 +97,8 @@ func Run(ctx context.Context, a *app.App, o Options) error {
 		MetricsPublic: cfg.MetricsPublic, MaxQueryBytes: int(cfg.Search.MaxQueryBytes), MaxConcurrent: cfg.Search.MaxConcurrent, Ready: ready})
 	srv := &httpService{addr: cfg.Listen, handler: api.Handler(), timeout: time.Duration(cfg.ShutdownTimeout), limits: defaultHTTPLimits}
 
-	ep := &epoch{a: a, self: self, m: m, log: log, onResult: o.OnResult}
+	act := app.NewActivityLog()
+	ep := &epoch{a: a, self: self, m: m, log: log, onResult: o.OnResult, act: act}
 	if err := ep.start(ctx); err != nil {
 		ep.stop()
 		return err
@@ -153,7 +154,7 @@ loop:
 		}
 		opened = append(opened, next)
 		old := ep
-		ep = &epoch{a: next, self: self, m: m, log: log, onResult: o.OnResult}
+		ep = &epoch{a: next, self: self, m: m, log: log, onResult: o.OnResult, act: act}
 		if err := ep.start(ctx); err != nil {
 			runErr = err
 			break loop
@@ -203,6 +204,7 @@ type epoch struct {
 	m        *metrics.Metrics
 	log      *slog.Logger
 	onResult func(pipeline.Result)
+	act      *app.ActivityLog
 
 	sink   watchedSink
 	recs   reconcilers
@@ -219,6 +221,7 @@ func (e *epoch) start(ctx context.Context) error {
 	a, log, m := e.a, e.log, e.m
 	cfg := a.Config
 	a.Owner = e.self.Owner
+	a.ActivityLog = e.act
 	e.reload = make(chan struct{})
 	// Every commit wakes the read-your-writes waiters: this process's
 	// own, and on a shared ledger the others' if it announces them.
@@ -227,6 +230,7 @@ func (e *epoch) start(ctx context.Context) error {
 	a.Notified = !shared || announces
 	e.p = a.Pipeline(func(r pipeline.Result) {
 		m.ObserveResult(r)
+		e.act.Result(r)
 		a.Committed(r.Key)
 		if e.onResult != nil {
 			e.onResult(r)
@@ -315,10 +319,14 @@ func (e *epoch) gens() []struct {
 func (e *epoch) reconcilers(a *app.App, in reconcile.Intake, wake func(), suffix string) reconcilers {
 	cfg := a.Config
 	co, _ := a.Ledger.(freshen.Coordinator)
+	act := e.act
+	if suffix != "" {
+		act = nil // the dashboard shows the serving generation's passes
+	}
 	var recs reconcilers
 	for _, rg := range cfg.ReconcileRanges() {
 		recs = append(recs, &reconciler{r: a.ReconcilerRange(in, rg.After, rg.Through), interval: time.Duration(cfg.ReconcileInterval),
-			allow: cfg.MassDelete.Allow, m: e.m, log: e.log.With("range", rg.String()+suffix), wake: wake, job: rg.Job(cfg.Source.Bucket) + suffix,
+			allow: cfg.MassDelete.Allow, m: e.m, act: act, log: e.log.With("range", rg.String()+suffix), wake: wake, job: rg.Job(cfg.Source.Bucket) + suffix,
 			retryLead: time.Duration(cfg.Retry.LeaseTTL), co: co})
 	}
 	for _, rec := range recs {
@@ -429,6 +437,12 @@ func (c *current) DeadLetters(ctx context.Context, skipped bool, reason string) 
 	e, done := c.enter()
 	defer done()
 	return e.a.DeadLetters(ctx, skipped, reason)
+}
+
+func (c *current) Activity(ctx context.Context) (app.Activity, error) {
+	e, done := c.enter()
+	defer done()
+	return e.a.Activity(ctx)
 }
 
 func (c *current) Redrive(ctx context.Context, keys []string) (int, error) {
@@ -610,6 +624,7 @@ type reconciler struct {
 	interval time.Duration
 	allow    bool
 	m        *metrics.Metrics
+	act      *app.ActivityLog
 	log      *slog.Logger
 	wake     func()
 	ready    atomic.Pointer[error]
@@ -765,6 +780,9 @@ func (s *reconciler) loop(ctx context.Context) {
 			return
 		}
 		s.m.ObserveReconcile(rep, err)
+		if s.act != nil {
+			s.act.Reconciled(rep, err)
+		}
 		next := s.interval
 		var none error
 		switch {

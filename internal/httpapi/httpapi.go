@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ type Backend interface {
 	DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error)
 	// Redrive queues keys again (app.App.Redrive).
 	Redrive(ctx context.Context, keys []string) (int, error)
+	// Activity is what this process did lately (app.App.Activity).
+	Activity(ctx context.Context) (app.Activity, error)
 }
 
 // Config holds the API's dependencies.
@@ -106,6 +109,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/objects/{key...}", s.auth(s.object))
 	mux.HandleFunc("POST /v1/objects/{key...}", s.auth(s.objectAction))
 	mux.HandleFunc("GET /v1/dead-letters", s.auth(s.deadLetters))
+	mux.HandleFunc("GET /v1/activity", s.auth(s.activity))
+	// The dashboard is a page with no data in it: everything it shows
+	// comes from the API above, behind the same token.
+	mux.HandleFunc("GET /{$}", dashboard)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	metrics := promhttp.HandlerFor(s.cfg.Gather, promhttp.HandlerOpts{}).ServeHTTP
@@ -114,6 +121,21 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /metrics", metrics)
 	return mux
+}
+
+//go:embed dashboard/index.html
+var dashboardHTML []byte
+
+// dashboard serves the dashboard page, embedded in the binary.
+func dashboard(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'")
+	w.Write(dashboardHTML)
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
@@ -364,6 +386,16 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, dl)
+}
+
+// activity is GET /v1/activity: this process's last hour, per minute.
+func (s *Server) activity(w http.ResponseWriter, r *http.Request) {
+	a, err := s.cfg.Backend.Activity(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -63,6 +63,8 @@ func (b *fakeBackend) Redrive(ctx context.Context, keys []string) (int, error) {
 	return len(keys), nil
 }
 
+func (b *fakeBackend) Activity(ctx context.Context) (app.Activity, error) { return app.Activity{}, nil }
+
 func (b *fakeBackend) OldestPending(ctx context.Context) (time.Time, error) { return b.oldest, nil }
 
 func (b *fakeBackend) State(ctx context.Context, key string) (freshen.KeyState, bool, error) {

@@ -204,6 +204,8 @@ type Result struct {
 	Err       error
 	// TraceID is the object's trace (empty when tracing is off).
 	TraceID string
+	// Origin is where the change came from ("webhook", "reconcile"...).
+	Origin string
 }
 
 // Pipeline processes dirty keys. Start/Stop run it as a service (freshen
@@ -655,7 +657,7 @@ func (p *Pipeline) handle(parent context.Context, ls freshen.Lease) {
 	hb.Wait()
 	lost := errors.Is(context.Cause(ctx), freshen.ErrLeaseLost)
 	cancel(nil)
-	res.Key, res.FirstSeen, res.Duration = ls.Key, ls.FirstSeen, time.Since(start)
+	res.Key, res.FirstSeen, res.Duration, res.Origin = ls.Key, ls.FirstSeen, time.Since(start), ls.Origin
 	if sc := span.SpanContext(); sc.HasTraceID() {
 		res.TraceID = sc.TraceID().String()
 	}
