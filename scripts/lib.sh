@@ -115,3 +115,13 @@ ensure_postgres() {
     pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
   fi
 }
+
+# ensure_chromium installs Debian's chromium, which the dashboard's test
+# drives headless (chromedp); the test fails, not skips, without it.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing chromium (apt) for the dashboard's browser test"
+  apt_install chromium
+}

@@ -11,6 +11,7 @@ ensure_versitygw
 ensure_pglite
 ensure_weaviate
 ensure_postgres
+ensure_chromium
 go mod download
 go vet ./...
 # -count=1: integration tests talk to real servers; never trust a cached pass.

@@ -186,7 +186,11 @@ reconcile-interval: 30s
 		after.ChunksEmbedded-before.ChunksEmbedded, after.Chunks-int(after.ChunksEmbedded-before.ChunksEmbedded))
 
 	fmt.Printf(`
-freshen is running on the demo bucket. Try:
+freshen is running on the demo bucket.
+
+  Dashboard: %[1]s/  (open it in a browser: freshness, cost, newest objects, search)
+
+Try:
 
   curl -s '%[1]s/v1/search?q=e-bike+battery+range&k=3' | jq .
   curl -s %[1]s/v1/status | jq .
