@@ -34,8 +34,11 @@ type ObjectRecord struct {
 	Chunks       int         `json:"chunks"`
 	// Chunker and Model are the versions the chunks were made with; a
 	// change of either makes the object stale.
-	Chunker   string    `json:"chunker,omitempty"`
-	Model     string    `json:"model,omitempty"`
+	Chunker string `json:"chunker,omitempty"`
+	Model   string `json:"model,omitempty"`
+	// Meta identifies the metadata its chunks carry (MetadataHash): a
+	// change of it alone rewrites the chunks' metadata, embedding nothing.
+	Meta      string    `json:"meta,omitempty"`
 	Attempts  int       `json:"attempts,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

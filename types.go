@@ -39,6 +39,9 @@ type ObjectInfo struct {
 	LastModified time.Time `json:"last_modified"`
 	// ContentType is known after Stat, usually not after List.
 	ContentType string `json:"content_type,omitempty"`
+	// Metadata is the object's user metadata (S3 x-amz-meta-*, names
+	// lower-cased, without the prefix), known after Stat.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ChangeKind says what an event claims happened to a key. It is a hint: the
@@ -195,7 +198,11 @@ type Record struct {
 	// Version is the object version the record was written for (see
 	// ObjectWrite); indexes that do not keep it leave it empty.
 	Version string    `json:"version,omitempty"`
-	Vector  []float32 `json:"-"`
+	// Metadata is the object's attributes, for filtered search: its user
+	// metadata, content type, size and last-modified time, and its
+	// sidecar's attributes (see ObjectMetadata).
+	Metadata map[string]any `json:"metadata,omitempty"`
+	Vector   []float32      `json:"-"`
 }
 
 // Query is a nearest-neighbour search.
@@ -204,6 +211,8 @@ type Query struct {
 	K      int
 	// Prefix restricts hits to keys starting with it; empty for all.
 	Prefix string
+	// Filters restrict hits to chunks whose metadata satisfies every one.
+	Filters []Filter
 }
 
 // Hit is a search result; Record.Vector is not filled.

@@ -546,7 +546,7 @@ func tCompleteReplacesChunksAtomically(t *testing.T, newLedger NewLedger) {
 		t.Fatalf("State = %+v", st)
 	}
 	commit := freshen.Commit{
-		Object: freshen.ObjectRecord{Bucket: "b", Key: "doc.md", ETag: "e", Size: 10, State: freshen.StateIndexed, Chunker: "c", Model: "m"},
+		Object: freshen.ObjectRecord{Bucket: "b", Key: "doc.md", ETag: "e", Size: 10, State: freshen.StateIndexed, Chunker: "c", Model: "m", Meta: "meta-1"},
 		Chunks: []freshen.ChunkRef{{ID: "c2", Hash: "h2", Ordinal: 1}, {ID: "c1", Hash: "h1", Ordinal: 0}},
 		Work:   freshen.Counters{ChunksEmbedded: 2, TokensEmbedded: 30, CharsEmbedded: 120},
 	}
@@ -555,6 +555,9 @@ func tCompleteReplacesChunksAtomically(t *testing.T, newLedger NewLedger) {
 	must(t, err)
 	if len(st.Chunks) != 2 || st.Chunks[0].ID != "c1" {
 		t.Fatalf("chunks = %+v", st.Chunks)
+	}
+	if st.Object.Meta != "meta-1" {
+		t.Fatalf("the object's metadata hash = %q, want meta-1", st.Object.Meta)
 	}
 	if st.Pending {
 		t.Fatal("intent survived Complete")

@@ -112,6 +112,8 @@ var migrations = []string{
 	// 2: the processes sharing the ledger (freshen.Coordinator).
 	`CREATE TABLE processes (owner text PRIMARY KEY, host text NOT NULL, pid integer NOT NULL,
 		started bigint NOT NULL, last_seen bigint NOT NULL, leads text[] NOT NULL DEFAULT '{}');`,
+	// 3: the metadata hash of each object's chunks.
+	`ALTER TABLE objects ADD COLUMN meta text NOT NULL DEFAULT '';`,
 }
 
 // Open connects and creates or migrates the schema.
@@ -403,13 +405,13 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 }
 
 func putObject(ctx context.Context, tx pgx.Tx, o freshen.ObjectRecord, chunks int, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO objects (bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+	_, err := tx.Exec(ctx, `INSERT INTO objects (bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at, meta)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag, version_id = excluded.version_id, size = excluded.size,
 			last_modified = excluded.last_modified, state = excluded.state, reason = excluded.reason, chunks = excluded.chunks,
-			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at`,
+			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at, meta = excluded.meta`,
 		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, codec.Nanos(o.LastModified), string(o.State), o.Reason, chunks,
-		o.Chunker, o.Model, o.Attempts, codec.Nanos(now))
+		o.Chunker, o.Model, o.Attempts, codec.Nanos(now), o.Meta)
 	return err
 }
 
@@ -481,13 +483,13 @@ func (l *Ledger) Queued(ctx context.Context, bucket, key string) (bool, error) {
 	return queued, nil
 }
 
-const objectCols = `bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at`
+const objectCols = `bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at, meta`
 
 func scanObject(row pgx.Row) (freshen.ObjectRecord, error) {
 	var o freshen.ObjectRecord
 	var lm, up int64
 	var state string
-	err := row.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up)
+	err := row.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up, &o.Meta)
 	o.LastModified, o.UpdatedAt, o.State = codec.FromNanos(lm), codec.FromNanos(up), freshen.ObjectState(state)
 	return o, err
 }
@@ -835,7 +837,7 @@ func (l *Ledger) PutObjects(ctx context.Context, objs []freshen.ObjectRecord) er
 	rows := make([][]any, len(objs))
 	for i, o := range objs {
 		rows[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, codec.Nanos(o.LastModified), string(o.State), o.Reason, o.Chunks,
-			o.Chunker, o.Model, o.Attempts, now}
+			o.Chunker, o.Model, o.Attempts, now, o.Meta}
 	}
 	return l.tx(ctx, "put objects", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE objects_in (LIKE objects) ON COMMIT DROP`); err != nil {
@@ -848,7 +850,7 @@ func (l *Ledger) PutObjects(ctx context.Context, objs []freshen.ObjectRecord) er
 		_, err := tx.Exec(ctx, `INSERT INTO objects SELECT * FROM objects_in ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag,
 			version_id = excluded.version_id, size = excluded.size, last_modified = excluded.last_modified, state = excluded.state,
 			reason = excluded.reason, chunks = excluded.chunks, chunker = excluded.chunker, model = excluded.model,
-			attempts = excluded.attempts, updated_at = excluded.updated_at`)
+			attempts = excluded.attempts, updated_at = excluded.updated_at, meta = excluded.meta`)
 		return err
 	})
 }

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS objects (
 	last_modified INTEGER NOT NULL,
 	state TEXT NOT NULL, reason TEXT NOT NULL, chunks INTEGER NOT NULL,
 	chunker TEXT NOT NULL, model TEXT NOT NULL, attempts INTEGER NOT NULL,
-	updated_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL, meta TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
@@ -85,6 +85,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			if _, err := db.ExecContext(ctx, `ALTER TABLE queue ADD COLUMN `+col+` INTEGER NOT NULL DEFAULT 0`); err != nil {
 				return err
 			}
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('objects') WHERE name = 'meta'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE objects ADD COLUMN meta TEXT NOT NULL DEFAULT ''`); err != nil {
+			return err
 		}
 	}
 	// Fresh changes (lane 0) are leased before backlog (lane 1), each
@@ -310,13 +319,13 @@ func (l *Ledger) Complete(ctx context.Context, ls freshen.Lease, c freshen.Commi
 }
 
 func putObject(ctx context.Context, tx *sql.Tx, o freshen.ObjectRecord, chunks int, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO objects (bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO objects (bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at, meta)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (bucket, key) DO UPDATE SET etag = excluded.etag, version_id = excluded.version_id, size = excluded.size,
 			last_modified = excluded.last_modified, state = excluded.state, reason = excluded.reason, chunks = excluded.chunks,
-			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at`,
+			chunker = excluded.chunker, model = excluded.model, attempts = excluded.attempts, updated_at = excluded.updated_at, meta = excluded.meta`,
 		o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, codec.Nanos(o.LastModified), string(o.State), o.Reason, chunks,
-		o.Chunker, o.Model, o.Attempts, codec.Nanos(now))
+		o.Chunker, o.Model, o.Attempts, codec.Nanos(now), o.Meta)
 	return err
 }
 
@@ -378,7 +387,7 @@ func (l *Ledger) Backlog(ctx context.Context) (int, time.Time, error) {
 	return n, codec.FromNanos(oldest.Int64), nil
 }
 
-const objectCols = `bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at`
+const objectCols = `bucket, key, etag, version_id, size, last_modified, state, reason, chunks, chunker, model, attempts, updated_at, meta`
 
 type scanner interface{ Scan(...any) error }
 
@@ -386,7 +395,7 @@ func scanObject(s scanner) (freshen.ObjectRecord, error) {
 	var o freshen.ObjectRecord
 	var lm, up int64
 	var state string
-	err := s.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up)
+	err := s.Scan(&o.Bucket, &o.Key, &o.ETag, &o.VersionID, &o.Size, &lm, &state, &o.Reason, &o.Chunks, &o.Chunker, &o.Model, &o.Attempts, &up, &o.Meta)
 	o.LastModified, o.UpdatedAt, o.State = codec.FromNanos(lm), codec.FromNanos(up), freshen.ObjectState(state)
 	return o, err
 }
