@@ -42,6 +42,8 @@ type entry struct {
 	id     freshen.ChunkID
 	key    string
 	vector []float32 // unit length
+	// meta is the chunk's metadata, for filtered search (nil when none).
+	meta map[string]any
 }
 
 var (
@@ -54,7 +56,8 @@ var (
 const schema = `
 CREATE TABLE IF NOT EXISTS records (
 	id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL,
-	ordinal INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT NOT NULL, vector BLOB NOT NULL
+	ordinal INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT NOT NULL, vector BLOB NOT NULL,
+	metadata TEXT NOT NULL DEFAULT '{}'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_key ON records (bucket, key);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -73,6 +76,18 @@ func Open(ctx context.Context, path string, dim int) (*Index, error) {
 	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	// Indexes made before chunks had metadata get the column.
+	var hasMeta int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('records') WHERE name = 'metadata'`).Scan(&hasMeta); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	if hasMeta == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE records ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+		}
 	}
 	var stored sql.NullInt64
 	err = db.QueryRowContext(ctx, `SELECT length(vector) / 4 FROM records LIMIT 1`).Scan(&stored)
@@ -107,14 +122,18 @@ func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	err := x.write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO records (id, bucket, key, hash, ordinal, text, headings, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO records (id, bucket, key, hash, ordinal, text, headings, vector, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, r := range records {
 			h, _ := json.Marshal(r.Headings)
-			if _, err := st.ExecContext(ctx, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, r.Text, string(h), sqlitedb.EncodeVector(r.Vector)); err != nil {
+			m := []byte("{}")
+			if len(r.Metadata) > 0 {
+				m, _ = json.Marshal(r.Metadata)
+			}
+			if _, err := st.ExecContext(ctx, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, r.Text, string(h), sqlitedb.EncodeVector(r.Vector), string(m)); err != nil {
 				return err
 			}
 		}
@@ -125,7 +144,7 @@ func (x *Index) Upsert(ctx context.Context, records []freshen.Record) error {
 	}
 	if x.loaded {
 		for _, r := range records {
-			x.entries[r.ID] = &entry{id: r.ID, key: r.Key, vector: unit(r.Vector)}
+			x.entries[r.ID] = &entry{id: r.ID, key: r.Key, vector: unit(r.Vector), meta: roundTrip(r.Metadata)}
 		}
 	}
 	return nil
@@ -218,19 +237,19 @@ func (x *Index) ensureLoaded(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'generation'`).Scan(&gen); err != nil {
 		return err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, key, vector FROM records`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, key, vector, metadata FROM records`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	entries := map[freshen.ChunkID]*entry{}
 	for rows.Next() {
-		var id, key string
+		var id, key, meta string
 		var blob []byte
-		if err := rows.Scan(&id, &key, &blob); err != nil {
+		if err := rows.Scan(&id, &key, &blob, &meta); err != nil {
 			return err
 		}
-		entries[freshen.ChunkID(id)] = &entry{id: freshen.ChunkID(id), key: key, vector: unit(sqlitedb.DecodeVector(blob))}
+		entries[freshen.ChunkID(id)] = &entry{id: freshen.ChunkID(id), key: key, vector: unit(sqlitedb.DecodeVector(blob)), meta: decodeMeta(meta)}
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -255,6 +274,9 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	h := &topK{}
 	for _, e := range x.entries {
 		if q.Prefix != "" && !strings.HasPrefix(e.key, q.Prefix) {
+			continue
+		}
+		if len(q.Filters) > 0 && !freshen.MatchAll(q.Filters, e.meta) {
 			continue
 		}
 		s := dot(qv, e.vector)
@@ -286,9 +308,9 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 
 func (x *Index) record(ctx context.Context, id freshen.ChunkID) (*freshen.Record, error) {
 	var r freshen.Record
-	var rid, hash, headings string
-	err := x.db.QueryRowContext(ctx, `SELECT id, bucket, key, hash, ordinal, text, headings FROM records WHERE id = ?`, string(id)).
-		Scan(&rid, &r.Bucket, &r.Key, &hash, &r.Ordinal, &r.Text, &headings)
+	var rid, hash, headings, meta string
+	err := x.db.QueryRowContext(ctx, `SELECT id, bucket, key, hash, ordinal, text, headings, metadata FROM records WHERE id = ?`, string(id)).
+		Scan(&rid, &r.Bucket, &r.Key, &hash, &r.Ordinal, &r.Text, &headings, &meta)
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}
@@ -297,7 +319,30 @@ func (x *Index) record(ctx context.Context, id freshen.ChunkID) (*freshen.Record
 	}
 	r.ID, r.Hash = freshen.ChunkID(rid), freshen.ChunkHash(hash)
 	_ = json.Unmarshal([]byte(headings), &r.Headings)
+	r.Metadata = decodeMeta(meta)
 	return &r, nil
+}
+
+// decodeMeta reads a stored metadata object (nil for none).
+func decodeMeta(s string) map[string]any {
+	if s == "" || s == "{}" {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(s), &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// roundTrip is m as it reads back from storage (lists as []any), so that
+// filters see the same values before and after a reload.
+func roundTrip(m map[string]any) map[string]any {
+	if len(m) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(m)
+	return decodeMeta(string(b))
 }
 
 // Stamp implements freshen.Stamped. An index.db that was deleted or

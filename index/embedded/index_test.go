@@ -124,4 +124,5 @@ func TestConformance(t *testing.T) {
 	}
 	indextest.Run(t, newIndex)
 	indextest.RunRowScanner(t, newIndex)
+	t.Run("Metadata", func(t *testing.T) { indextest.RunMetadata(t, newIndex) })
 }

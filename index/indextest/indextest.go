@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/freshen-io/freshen"
@@ -344,5 +347,79 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// RunMetadata checks that records keep their metadata and that search
+// filters on it: equality, any-of, not-equal, numeric and date ranges,
+// list attributes; filters combine with a prefix and still return up to
+// K hits.
+func RunMetadata(t *testing.T, newIndex func(t *testing.T) freshen.Index) {
+	ctx := context.Background()
+	x := newIndex(t)
+	var recs []freshen.Record
+	for i := range 12 {
+		r := rec(fmt.Sprintf("m%02d", i), fmt.Sprintf("dept/%d.md", i), vec(1, float64(i)/100, 0))
+		r.Metadata = map[string]any{
+			"dept":      []string{"sales", "support", "hr"}[i%3],
+			"year":      float64(2020 + i),
+			"published": fmt.Sprintf("2024-%02d-01", i+1),
+			"tags":      []string{"t" + strconv.Itoa(i%2), "all"},
+		}
+		recs = append(recs, r)
+	}
+	if err := x.Upsert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	search := func(prefix string, k int, filters ...string) []string {
+		t.Helper()
+		var fs []freshen.Filter
+		for _, s := range filters {
+			f, err := freshen.ParseFilter(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, f)
+		}
+		hits, err := x.Search(ctx, freshen.Query{Vector: vec(1, 0, 0), K: k, Prefix: prefix, Filters: fs})
+		if err != nil {
+			t.Fatalf("search %v: %v", filters, err)
+		}
+		var ids []string
+		for _, h := range hits {
+			ids = append(ids, string(h.ID))
+			if h.Metadata["dept"] == nil {
+				t.Fatalf("hit %s without its metadata: %v", h.ID, h.Metadata)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	cases := []struct {
+		filters []string
+		want    string
+	}{
+		{[]string{"dept=sales"}, "m00 m03 m06 m09"},
+		{[]string{"dept=sales|hr"}, "m00 m02 m03 m05 m06 m08 m09 m11"},
+		{[]string{"dept!=sales", "year<2025"}, "m01 m02 m04"},
+		{[]string{"year>=2029"}, "m09 m10 m11"},
+		{[]string{"year>2020", "year<=2022"}, "m01 m02"},
+		{[]string{"published>=2024-11-01"}, "m10 m11"},
+		{[]string{"published<2024-02-15", "dept=sales"}, "m00"},
+		{[]string{"tags=t1", "dept=support"}, "m01 m07"},
+		{[]string{"tags=all", "year>=2030"}, "m10 m11"},
+		{[]string{"nosuch=x"}, ""},
+	}
+	for _, c := range cases {
+		if got := strings.Join(search("", 20, c.filters...), " "); got != c.want {
+			t.Errorf("filters %v: %q, want %q", c.filters, got, c.want)
+		}
+	}
+	// K hits even when the nearest chunks do not match.
+	if got := search("", 2, "dept=hr"); len(got) != 2 {
+		t.Errorf("K=2 with a filter: %v", got)
+	}
+	if got := strings.Join(search("dept/1", 20, "dept=support"), " "); got != "m01 m10" {
+		t.Errorf("prefix and filter: %q", got)
 	}
 }

@@ -29,6 +29,7 @@ package pgvector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +77,7 @@ type Index struct {
 	upsertSQL        string
 	upsertBatch      int
 	searchSQL        string
-	searchPrefixSQL  string
+	searchWhereSQL   string
 	rowsSQL, scanSQL string
 }
 
@@ -152,15 +153,14 @@ const columns = "chunk_id, bucket, key, chunk_hash, ordinal, headings, text, ver
 func (x *Index) prepareSQL() {
 	// Rows of one statement: 10 parameters each, under PostgreSQL's
 	// 65,535.
-	x.upsertBatch = 500
+	x.upsertBatch = 450
 	x.upsertSQL = `INSERT INTO ` + x.table + ` (` + columns + `, metadata, updated_at) VALUES %s
 		ON CONFLICT (chunk_id) DO UPDATE SET bucket = excluded.bucket, key = excluded.key, chunk_hash = excluded.chunk_hash,
 		ordinal = excluded.ordinal, headings = excluded.headings, text = excluded.text, version = excluded.version,
-		embedding = excluded.embedding, updated_at = excluded.updated_at`
-	sel := `SELECT chunk_id, bucket, key, chunk_hash, ordinal, headings, text, version, embedding <=> $1::vector AS dist FROM ` + x.table
+		embedding = excluded.embedding, metadata = excluded.metadata, updated_at = excluded.updated_at`
+	sel := `SELECT chunk_id, bucket, key, chunk_hash, ordinal, headings, text, version, metadata::text, embedding <=> $1::vector AS dist FROM ` + x.table
 	x.searchSQL = sel + ` ORDER BY dist LIMIT $2`
-	// starts_with, not LIKE: a key's % and _ are literal.
-	x.searchPrefixSQL = sel + ` WHERE starts_with(key, $3) ORDER BY dist LIMIT $2`
+	x.searchWhereSQL = sel + ` WHERE %s ORDER BY dist LIMIT $2`
 	x.rowsSQL = `SELECT chunk_id, key, chunk_hash, text, version FROM ` + x.table + `
 		WHERE bucket = $1 AND (key, chunk_id) > ($2, $3) ORDER BY key, chunk_id LIMIT $4`
 	x.scanSQL = `SELECT ` + columns + `::text FROM ` + x.table + ` WHERE chunk_id > $1 ORDER BY chunk_id LIMIT $2`
@@ -362,8 +362,12 @@ func (x *Index) upsert(ctx context.Context, tx pgx.Tx, records []freshen.Record,
 				values.WriteString(", ")
 			}
 			n := len(args)
-			fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d::vector, '{}', $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
-			args = append(args, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, headings, r.Text, v, pgv.NewVector(r.Vector).String(), now)
+			meta := []byte("{}")
+			if len(r.Metadata) > 0 {
+				meta, _ = json.Marshal(r.Metadata)
+			}
+			fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d::vector, $%d::jsonb, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+			args = append(args, string(r.ID), r.Bucket, r.Key, string(r.Hash), r.Ordinal, headings, r.Text, v, pgv.NewVector(r.Vector).String(), string(meta), now)
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(x.upsertSQL, values.String()), args...); err != nil {
 			return err
@@ -397,16 +401,28 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	vec := pgv.NewVector(q.Vector).String()
 	var hits []freshen.Hit
 	var err error
-	if q.Prefix == "" {
+	if q.Prefix == "" && len(q.Filters) == 0 {
 		// No filter: one query, no transaction.
 		hits, err = scanHits(x.pool.Query(ctx, x.searchSQL, vec, q.K))
 	} else {
-		// The iterative scan is set for this query's transaction only.
+		args := []any{vec, q.K}
+		var conds []string
+		if q.Prefix != "" {
+			// starts_with, not LIKE: a key's % and _ are literal.
+			args = append(args, q.Prefix)
+			conds = append(conds, fmt.Sprintf("starts_with(key, $%d)", len(args)))
+		}
+		for _, f := range q.Filters {
+			conds = append(conds, filterSQL(f, &args))
+		}
+		query := fmt.Sprintf(x.searchWhereSQL, strings.Join(conds, " AND "))
+		// The iterative scan (set for this transaction only) keeps
+		// reading the HNSW index until K rows pass the filters.
 		err = pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL hnsw.iterative_scan = strict_order`); err != nil {
 				return err
 			}
-			hits, err = scanHits(tx.Query(ctx, x.searchPrefixSQL, vec, q.K, q.Prefix))
+			hits, err = scanHits(tx.Query(ctx, query, args...))
 			return err
 		})
 	}
@@ -416,6 +432,62 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	return hits, nil
 }
 
+// filterSQL is f as a condition on the jsonb metadata column, with its
+// values appended to args: the same rules as freshen.Filter.Match (numbers
+// as numbers, dates as times, else text; a list matches by any element).
+func filterSQL(f freshen.Filter, args *[]any) string {
+	arg := func(v any) string {
+		*args = append(*args, v)
+		return fmt.Sprintf("$%d", len(*args))
+	}
+	attr := arg(f.Attr)
+	val := "metadata->" + attr
+	text := "metadata->>" + attr
+	switch f.Op {
+	case "=", "!=":
+		vals := f.Values
+		if f.Op == "!=" {
+			vals = vals[:1]
+		}
+		p := arg(vals)
+		eq := fmt.Sprintf("(%s = ANY(%s::text[]) OR (jsonb_typeof(%s) = 'array' AND %s ?| %s::text[])", text, p, val, val, p)
+		if nums, ok := numbers(vals); ok {
+			eq += fmt.Sprintf(" OR (jsonb_typeof(%s) = 'number' AND (%s)::numeric = ANY(%s::numeric[]))", val, text, arg(nums))
+		}
+		eq += ")"
+		if f.Op == "!=" {
+			return fmt.Sprintf("(%s IS NULL OR NOT %s)", val, eq)
+		}
+		return eq
+	}
+	op := f.Op
+	v := f.Values[0]
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		return fmt.Sprintf("(jsonb_typeof(%s) = 'number' AND (%s)::numeric %s %s::numeric)", val, text, op, arg(n))
+	}
+	if t, ok := freshen.ParseDate(v); ok {
+		return fmt.Sprintf("(jsonb_typeof(%s) = 'string' AND %s ~ '%s' AND (%s)::timestamptz %s %s::timestamptz)", val, text, dateRE, text, op, arg(t))
+	}
+	return fmt.Sprintf("(jsonb_typeof(%s) = 'string' AND %s COLLATE \"C\" %s %s)", val, text, op, arg(v))
+}
+
+// dateRE is what a string must look like to be cast to a time: a valid
+// calendar date, optionally followed by an RFC 3339 time.
+const dateRE = `^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$`
+
+// numbers parses every value as a number.
+func numbers(vals []string) ([]float64, bool) {
+	out := make([]float64, len(vals))
+	for i, v := range vals {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
 // scanHits reads a search's rows.
 func scanHits(rows pgx.Rows, err error) ([]freshen.Hit, error) {
 	if err != nil {
@@ -423,10 +495,13 @@ func scanHits(rows pgx.Rows, err error) ([]freshen.Hit, error) {
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (freshen.Hit, error) {
 		var h freshen.Hit
-		var id, hash string
+		var id, hash, meta string
 		var dist float64
-		err := r.Scan(&id, &h.Bucket, &h.Key, &hash, &h.Ordinal, &h.Headings, &h.Text, &h.Version, &dist)
+		err := r.Scan(&id, &h.Bucket, &h.Key, &hash, &h.Ordinal, &h.Headings, &h.Text, &h.Version, &meta, &dist)
 		h.ID, h.Hash, h.Score = freshen.ChunkID(id), freshen.ChunkHash(hash), float32(1-dist)
+		if meta != "{}" && meta != "" {
+			_ = json.Unmarshal([]byte(meta), &h.Metadata)
+		}
 		if len(h.Headings) == 0 {
 			h.Headings = nil
 		}

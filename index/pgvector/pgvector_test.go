@@ -46,6 +46,7 @@ func TestConformance(t *testing.T) {
 	indextest.Run(t, newIndex)
 	indextest.RunObjectWriter(t, newIndex)
 	indextest.RunRowScanner(t, newIndex)
+	t.Run("Metadata", func(t *testing.T) { indextest.RunMetadata(t, newIndex) })
 }
 
 // TestPlainSQL: an application reads the table with plain SQL, as the

@@ -244,11 +244,14 @@ type SourceConfig struct {
 	// segment, `**` crosses segments; a pattern without a slash matches
 	// the key's last segment. A key is watched if it matches an include
 	// (or there are none) and no exclude.
-	Include   StringList `yaml:"include"`
-	Exclude   StringList `yaml:"exclude"`
-	Endpoint  string     `yaml:"endpoint"`
-	Region    string     `yaml:"region"`
-	PathStyle bool       `yaml:"path-style"`
+	Include StringList `yaml:"include"`
+	Exclude StringList `yaml:"exclude"`
+	// Sidecars reads each object's KEY.metadata.json (Amazon Bedrock
+	// Knowledge Bases format) as attributes of its chunks (default true).
+	Sidecars  bool   `yaml:"sidecars"`
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path-style"`
 }
 
 // SearchConfig bounds what one search may cost.
@@ -297,7 +300,7 @@ func Default() Config {
 		MassDelete:        MassDeleteConfig{MaxFraction: 0.5, MinObjects: 100},
 		Retry:             RetryConfig{Backoff: Duration(200 * time.Millisecond), MaxBackoff: Duration(5 * time.Minute), LeaseTTL: Duration(5 * time.Minute)},
 		ShutdownTimeout:   Duration(10 * time.Second),
-		Source:            SourceConfig{Region: ""},
+		Source:            SourceConfig{Sidecars: true},
 		Ledger:            LedgerConfig{Type: "sqlite"},
 		Index:             IndexConfig{Type: "embedded", Create: true},
 		Embedder: EmbedderConfig{Type: "builtin", APIKeyEnv: "OPENAI_API_KEY", Timeout: Duration(time.Minute), CircuitOpenFor: Duration(30 * time.Second),
@@ -565,6 +568,7 @@ func (c Config) Pipeline() pipeline.Config {
 		MaxBackoff:         time.Duration(c.Retry.MaxBackoff),
 		ShutdownTimeout:    time.Duration(c.ShutdownTimeout),
 		BudgetTokensPerDay: c.TokensPerDay(),
+		Sidecars:           c.Source.Sidecars,
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/freshen-io/freshen"
 )
 
 // Filter decides which keys freshen watches: under one of the prefixes,
@@ -41,6 +43,11 @@ func (f *Filter) Prefixes() []string { return f.prefixes }
 
 // Match reports whether key is watched.
 func (f *Filter) Match(key string) bool {
+	// A metadata sidecar is watched when its document is: it tags the
+	// document's chunks (it is never indexed itself).
+	if freshen.IsSidecar(key) {
+		key = freshen.DocumentOf(key)
+	}
 	under := false
 	for _, p := range f.prefixes {
 		if strings.HasPrefix(key, p) {

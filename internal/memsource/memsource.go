@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ type object struct {
 	body        []byte
 	contentType string
 	modified    time.Time
+	meta        map[string]string
 }
 
 var _ freshen.Source = (*Source)(nil)
@@ -45,6 +47,13 @@ func (s *Source) Put(key, contentType string, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.objs[key] = object{body: bytes.Clone(body), contentType: contentType, modified: time.Now()}
+}
+
+// PutMeta stores body under key with user metadata (x-amz-meta-*).
+func (s *Source) PutMeta(key, contentType string, body []byte, meta map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.objs[key] = object{body: bytes.Clone(body), contentType: contentType, modified: time.Now(), meta: maps.Clone(meta)}
 }
 
 // Delete removes key.
@@ -98,7 +107,9 @@ func (s *Source) Stat(ctx context.Context, key string) (freshen.ObjectInfo, erro
 	if !ok {
 		return freshen.ObjectInfo{}, fmt.Errorf("memsource: stat %s: %w", key, freshen.ErrNotFound)
 	}
-	return s.info(key, o), nil
+	info := s.info(key, o)
+	info.Metadata = maps.Clone(o.meta)
+	return info, nil
 }
 
 // Open implements freshen.Source, pinned to obj.ETag.

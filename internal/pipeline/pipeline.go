@@ -86,6 +86,9 @@ type Config struct {
 	// for new chunk settings reuses the serving one's vectors of every
 	// chunk whose text is unchanged.
 	Reuse func(ctx context.Context, model string, chunks []freshen.Chunk) (map[freshen.ChunkHash][]float32, error)
+	// Sidecars reads each object's metadata sidecar (KEY.metadata.json)
+	// and treats sidecars as tags of their document, never as documents.
+	Sidecars bool
 	// Tracing makes the spans of each object (default: OpenTelemetry's
 	// global provider, a no-op unless tracing is set up).
 	Tracing trace.TracerProvider
@@ -775,10 +778,22 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 			return Result{}, err
 		}
 	}
+	sidecar := p.cfg.Sidecars && freshen.IsSidecar(ls.Key)
+	var meta map[string]any
+	if !gone && !sidecar {
+		// The attributes every chunk carries: the object's own metadata
+		// and its sidecar's.
+		attrs, err := p.sidecar(ctx, ls.Key)
+		if err != nil {
+			return Result{}, err
+		}
+		meta = freshen.ObjectMetadata(obj, attrs)
+		rec.Meta = freshen.MetadataHash(meta)
+	}
 	if !gone {
 		rec.ETag, rec.VersionID, rec.Size, rec.LastModified = obj.ETag, obj.VersionID, obj.Size, obj.LastModified
 		if known && !pending && cur.State != freshen.StateFailed && cur.ETag == obj.ETag && cur.Size == obj.Size &&
-			cur.Chunker == rec.Chunker && cur.Model == rec.Model {
+			cur.Chunker == rec.Chunker && cur.Model == rec.Model && cur.Meta == rec.Meta {
 			// Same bytes as committed (a duplicate event, a metadata-only
 			// change): nothing to do but leave the queue.
 			cur.LastModified, cur.VersionID = obj.LastModified, obj.VersionID
@@ -787,7 +802,11 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 			}
 			return Result{Outcome: OutcomeUnchanged, Chunks: len(prev), Work: freshen.Counters{ChunksReused: int64(len(prev))}}, nil
 		}
-		tgt, skipped, err = p.read(ctx, obj)
+		if sidecar {
+			skipped = fmt.Sprintf("metadata sidecar of %q: its attributes tag that object's chunks; it is never indexed itself", freshen.DocumentOf(ls.Key))
+		} else {
+			tgt, skipped, err = p.read(ctx, obj)
+		}
 		if errors.Is(err, freshen.ErrNotFound) {
 			gone, err = true, nil
 		}
@@ -795,6 +814,9 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 			return Result{}, err
 		}
 	}
+	// A metadata-only change (new user metadata, a sidecar edit) rewrites
+	// every chunk with its new metadata, from the embedding cache.
+	retag := known && !gone && skipped == "" && cur.Meta != rec.Meta
 
 	// Diff against what the index holds. After a crash (pending intent)
 	// the index may hold anything the intent named, and may lack chunks
@@ -809,7 +831,7 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	}
 	var upserts, deletes []freshen.ChunkID
 	for _, r := range tgt.refs {
-		if pending || !have[r.ID] {
+		if pending || retag || !have[r.ID] {
 			upserts = append(upserts, r.ID)
 		}
 	}
@@ -851,7 +873,7 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		for _, id := range upserts {
 			c := tgt.chunks[id]
 			records = append(records, freshen.Record{ID: id, Bucket: ls.Bucket, Key: ls.Key, Hash: c.Hash, Ordinal: c.Ordinal,
-				Text: c.Text, Headings: c.Headings, Vector: vecs[c.Hash]})
+				Text: c.Text, Headings: c.Headings, Metadata: meta, Vector: vecs[c.Hash]})
 		}
 	}
 	// Chunks kept as they were, or whose vectors came from the cache,
@@ -898,7 +920,54 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	if err != nil {
 		return res, err
 	}
+	if sidecar {
+		// The sidecar changed (or went): its document's chunks are
+		// re-tagged.
+		doc := freshen.Change{Bucket: ls.Bucket, Key: freshen.DocumentOf(ls.Key), Kind: freshen.ChangeUpsert, EventTime: ls.FirstSeen, Origin: ls.Origin}
+		if _, err := p.led.Enqueue(ctx, []freshen.Change{doc}); err != nil {
+			return res, fmt.Errorf("queue the document of a sidecar: %w", err)
+		}
+		p.Wake()
+	}
 	return res, nil
+}
+
+// sidecar reads key's metadata sidecar, if it has one. A malformed one
+// does not stop the document: its error becomes the attribute
+// sidecar_error, visible in lookups and search hits.
+func (p *Pipeline) sidecar(ctx context.Context, key string) (map[string]any, error) {
+	if !p.cfg.Sidecars {
+		return nil, nil
+	}
+	obj, err := p.src.Stat(ctx, freshen.SidecarOf(key))
+	if errors.Is(err, freshen.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if obj.Size > freshen.MaxSidecarBytes {
+		return map[string]any{"sidecar_error": fmt.Sprintf("%d bytes: over the %d a sidecar may have", obj.Size, freshen.MaxSidecarBytes)}, nil
+	}
+	r, err := p.src.Open(ctx, obj)
+	if errors.Is(err, freshen.ErrNotFound) || errors.Is(err, freshen.ErrPreconditionFailed) {
+		// It changed or went while being read: its own change is queued
+		// and re-tags the document again.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, freshen.MaxSidecarBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := freshen.ParseSidecar(b)
+	if err != nil {
+		return map[string]any{"sidecar_error": err.Error()}, nil
+	}
+	return attrs, nil
 }
 
 // endSpan ends a stage's span, marking it failed by err.

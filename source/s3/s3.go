@@ -143,7 +143,21 @@ func (s *Source) Stat(ctx context.Context, key string) (freshen.ObjectInfo, erro
 		Size:         aws.ToInt64(out.ContentLength),
 		LastModified: aws.ToTime(out.LastModified).UTC(),
 		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     userMetadata(out.Metadata),
 	}, nil
+}
+
+// userMetadata is S3's user metadata with names lower-cased (S3 keeps
+// them case-insensitively; stores differ in what they return).
+func userMetadata(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
 }
 
 // Open implements freshen.Source with GetObject pinned to the version obj
