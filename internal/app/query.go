@@ -30,11 +30,13 @@ type SearchHit struct {
 	Headings []string `json:"headings"`
 	Chunk    int      `json:"chunk"`
 	ID       string   `json:"id"`
+	// Metadata is the chunk's attributes (see freshen.ObjectMetadata).
+	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
 // Search embeds query and returns the top k hits under prefix. A query
 // longer than the model's window is cut to the window (see queryWindow).
-func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([]SearchHit, error) {
+func (a *App) Search(ctx context.Context, query string, k int, prefix string, filters ...freshen.Filter) ([]SearchHit, error) {
 	if strings.TrimSpace(query) == "" {
 		return nil, ErrEmptyQuery
 	}
@@ -45,7 +47,7 @@ func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vec, K: k, Prefix: prefix})
+	hits, err := a.Index.Search(ctx, freshen.Query{Vector: vec, K: k, Prefix: prefix, Filters: filters})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func (a *App) Search(ctx context.Context, query string, k int, prefix string) ([
 		if hd == nil {
 			hd = []string{}
 		}
-		out = append(out, SearchHit{Key: h.Key, Score: h.Score, Text: h.Text, Headings: hd, Chunk: h.Ordinal, ID: string(h.ID)})
+		out = append(out, SearchHit{Key: h.Key, Score: h.Score, Text: h.Text, Headings: hd, Chunk: h.Ordinal, ID: string(h.ID), Metadata: h.Metadata})
 	}
 	return out, nil
 }

@@ -6,15 +6,25 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/app"
 )
 
 func runSearch(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "search", "search --config FILE [-k N] [--prefix P] [--json] QUERY")
+	fs := newFlags(e, "search", "search --config FILE [-k N] [--prefix P] [--filter ATTR=VALUE]... [--json] QUERY")
 	cfgFile := configFlag(fs)
 	k := fs.Int("k", 5, "number of hits")
 	prefix := fs.String("prefix", "", "only keys starting with this prefix")
 	asJSON := fs.Bool("json", false, "print a JSON array of hits")
+	var filters []freshen.Filter
+	fs.Func("filter", "only chunks whose metadata matches: ATTR=VALUE, ATTR=V1|V2, ATTR!=VALUE, ATTR>=N, ATTR<2024-06-01 (repeatable; all must hold)",
+		func(v string) error {
+			f, err := freshen.ParseFilter(v)
+			if err == nil {
+				filters = append(filters, f)
+			}
+			return err
+		})
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -30,7 +40,7 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer a.Close()
-	hits, err := a.Search(ctx, strings.Join(pos, " "), *k, *prefix)
+	hits, err := a.Search(ctx, strings.Join(pos, " "), *k, *prefix, filters...)
 	if err != nil {
 		return err
 	}

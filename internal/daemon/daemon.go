@@ -403,10 +403,10 @@ func (c *current) Drop(origin, reason string, n int) {
 	e.sink.Drop(origin, reason, n)
 }
 
-func (c *current) Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error) {
+func (c *current) Search(ctx context.Context, query string, k int, prefix string, filters ...freshen.Filter) ([]app.SearchHit, error) {
 	e, done := c.enter()
 	defer done()
-	return e.a.Search(ctx, query, k, prefix)
+	return e.a.Search(ctx, query, k, prefix, filters...)
 }
 
 func (c *current) Status(ctx context.Context) (app.Status, error) {

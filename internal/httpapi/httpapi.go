@@ -29,7 +29,7 @@ import (
 // Backend is what the API reads: search, status, and the ledger's view
 // of one key.
 type Backend interface {
-	Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error)
+	Search(ctx context.Context, query string, k int, prefix string, filters ...freshen.Filter) ([]app.SearchHit, error)
 	Status(ctx context.Context) (app.Status, error)
 	State(ctx context.Context, key string) (freshen.KeyState, bool, error)
 	// Wait returns once a version of a key is searchable (app.App.Wait).
@@ -181,6 +181,15 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("q is %d bytes, over the limit of %d bytes (search.max-query-bytes)", len(query), s.cfg.MaxQueryBytes))
 		return
 	}
+	var filters []freshen.Filter
+	for _, v := range q["filter"] {
+		f, err := freshen.ParseFilter(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		filters = append(filters, f)
+	}
 	ctx := r.Context()
 	// Waiting for fresh-as-of versions takes no search turn.
 	if !s.freshAsOf(w, r) {
@@ -198,7 +207,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Freshen-Oldest-Pending-Seconds", strconv.FormatFloat(age, 'f', 3, 64))
 	}
-	hits, err := s.cfg.Backend.Search(ctx, query, k, q.Get("prefix"))
+	hits, err := s.cfg.Backend.Search(ctx, query, k, q.Get("prefix"), filters...)
 	switch {
 	case errors.Is(err, app.ErrEmptyQuery):
 		writeError(w, http.StatusBadRequest, "q is required")

@@ -31,7 +31,7 @@ type fakeBackend struct {
 	redriven []string
 }
 
-func (b *fakeBackend) Search(ctx context.Context, query string, k int, prefix string) ([]app.SearchHit, error) {
+func (b *fakeBackend) Search(ctx context.Context, query string, k int, prefix string, filters ...freshen.Filter) ([]app.SearchHit, error) {
 	if b.search != nil {
 		return b.search(ctx, query)
 	}
