@@ -25,6 +25,8 @@ const (
 	propKeyHex   = "key_hex"
 	propPos      = "pos"
 	propFence    = "fence"
+	// propMeta holds the chunk's metadata as JSON (search filters it).
+	propMeta = "metadata_json"
 )
 
 // prop describes a property as freshen creates it and needs it.
@@ -44,6 +46,7 @@ var chunkProps = []prop{
 	{propVersion, "text", "field", true, false},
 	{propKeyHex, "text", "field", true, false},
 	{propPos, "text", "field", true, false},
+	{propMeta, "text", "field", false, false},
 }
 
 var fenceProps = []prop{
@@ -114,6 +117,16 @@ func (x *Index) setUp(ctx context.Context, create bool) error {
 		props := chunkProps
 		if want.Class == x.fence {
 			props = fenceProps
+		}
+		if want.Class == x.class && create && !slices.ContainsFunc(got.Properties, func(q *models.Property) bool { return q.Name == propMeta }) {
+			// A collection made before chunks had metadata gets the property.
+			p := chunkProps[slices.IndexFunc(chunkProps, func(p prop) bool { return p.name == propMeta })]
+			if err := x.client.Schema().PropertyCreator().WithClassName(x.class).WithProperty(p.model()).Do(ctx); err != nil {
+				return classify(fmt.Sprintf("weaviate: add property %s to %s", propMeta, x.class), err)
+			}
+			if got, err = x.getClass(ctx, want.Class); err != nil {
+				return err
+			}
 		}
 		diffs := compare(got, props, want.Class == x.class)
 		var dimErr error

@@ -3,6 +3,7 @@ package weaviate
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -254,7 +255,7 @@ func (x *Index) put(ctx context.Context, op string, records []freshen.Record, ve
 			Vector: models.C11yVector(r.Vector),
 			Properties: map[string]any{
 				propChunkID: string(r.ID), propBucket: r.Bucket, propKey: r.Key, propHash: string(r.Hash),
-				propOrdinal: r.Ordinal, propHeadings: headings, propText: r.Text, propVersion: v,
+				propOrdinal: r.Ordinal, propHeadings: headings, propText: r.Text, propVersion: v, propMeta: metaJSON(r.Metadata),
 				propKeyHex: hex.EncodeToString([]byte(r.Key)), propPos: pos(r.Bucket, r.Key, r.ID),
 			},
 		})
@@ -414,11 +415,17 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	if q.K <= 0 {
 		return nil, nil
 	}
-	fields := append(rowFields(), graphql.Field{Name: propOrdinal}, graphql.Field{Name: propHeadings},
+	fields := append(rowFields(), graphql.Field{Name: propOrdinal}, graphql.Field{Name: propHeadings}, graphql.Field{Name: propMeta},
 		graphql.Field{Name: "_additional", Fields: []graphql.Field{{Name: "distance"}}})
+	limit := min(q.K, maxResults)
+	if len(q.Filters) > 0 {
+		// Metadata filters apply to the nearest candidates, read generously:
+		// hits whose metadata matches beyond them are not found.
+		limit = min(max(q.K*filterOverfetch, 100), maxResults)
+	}
 	get := x.client.GraphQL().Get().WithClassName(x.class).WithFields(fields...).
 		WithNearVector(x.client.GraphQL().NearVectorArgBuilder().WithVector(q.Vector)).
-		WithLimit(min(q.K, maxResults))
+		WithLimit(limit)
 	if q.Prefix != "" {
 		get = get.WithWhere(like(propKeyHex, hex.EncodeToString([]byte(q.Prefix))))
 	}
@@ -426,9 +433,15 @@ func (x *Index) Search(ctx context.Context, q freshen.Query) ([]freshen.Hit, err
 	if err != nil {
 		return nil, err
 	}
-	hits := make([]freshen.Hit, 0, len(items))
+	hits := make([]freshen.Hit, 0, min(len(items), q.K))
 	for _, it := range items {
 		h := freshen.Hit{Record: record(it)}
+		if len(hits) == q.K {
+			break
+		}
+		if len(q.Filters) > 0 && !freshen.MatchAll(q.Filters, h.Metadata) {
+			continue
+		}
 		if add, ok := it["_additional"].(map[string]any); ok {
 			if d, ok := add["distance"].(float64); ok {
 				h.Score = float32(1 - d)
@@ -487,6 +500,19 @@ func rowFields() []graphql.Field {
 		{Name: propText}, {Name: propVersion}}
 }
 
+// filterOverfetch is how many candidates per wanted hit a filtered
+// search reads.
+const filterOverfetch = 20
+
+// metaJSON encodes metadata for the metadata_json property.
+func metaJSON(m map[string]any) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
 // record decodes a GraphQL object; absent fields stay zero.
 func record(m map[string]any) freshen.Record {
 	str := func(k string) string { s, _ := m[k].(string); return s }
@@ -494,6 +520,9 @@ func record(m map[string]any) freshen.Record {
 		Hash: freshen.ChunkHash(str(propHash)), Text: str(propText), Version: str(propVersion)}
 	if o, ok := m[propOrdinal].(float64); ok {
 		r.Ordinal = int(o)
+	}
+	if js := str(propMeta); js != "" && js != "{}" {
+		_ = json.Unmarshal([]byte(js), &r.Metadata)
 	}
 	if hs, ok := m[propHeadings].([]any); ok {
 		for _, h := range hs {

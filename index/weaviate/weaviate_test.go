@@ -56,6 +56,7 @@ func TestConformance(t *testing.T) {
 	indextest.Run(t, newIndex)
 	indextest.RunObjectWriter(t, newIndex)
 	indextest.RunRowScanner(t, newIndex)
+	t.Run("Metadata", func(t *testing.T) { indextest.RunMetadata(t, newIndex) })
 }
 
 // TestPrefixWildcardsAreLiteral: Weaviate's Like wildcards, white space
