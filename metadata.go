@@ -1,6 +1,7 @@
 package freshen
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -219,15 +220,15 @@ func Compare(v any, want string) int {
 	switch x := v.(type) {
 	case float64:
 		if w, err := strconv.ParseFloat(want, 64); err == nil {
-			return cmp3(x, w)
+			return cmp.Compare(x, w)
 		}
 	case int:
 		if w, err := strconv.ParseFloat(want, 64); err == nil {
-			return cmp3(float64(x), w)
+			return cmp.Compare(float64(x), w)
 		}
 	case int64:
 		if w, err := strconv.ParseFloat(want, 64); err == nil {
-			return cmp3(float64(x), w)
+			return cmp.Compare(float64(x), w)
 		}
 	case bool:
 		return strings.Compare(strconv.FormatBool(x), strings.ToLower(want))
@@ -240,16 +241,6 @@ func Compare(v any, want string) int {
 		return strings.Compare(x, want)
 	}
 	return strings.Compare(fmt.Sprint(v), want)
-}
-
-func cmp3(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ParseDate reads a date (2006-01-02) or an RFC 3339 time.

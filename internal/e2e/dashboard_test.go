@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,18 +24,7 @@ const dashToken = "dash-s3cret-token"
 // authGet fetches an API path with the api-token as JSON into v.
 func (w *world) authGet(path string, v any) int {
 	w.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+w.d.addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+dashToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if v != nil {
-		json.Unmarshal(body, v)
-	}
-	return resp.StatusCode
+	return w.get(path, v, "Authorization", "Bearer "+dashToken)
 }
 
 // chromium finds the browser; the test fails without it (scripts/test.sh

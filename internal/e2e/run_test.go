@@ -118,10 +118,18 @@ func (w *world) kill() {
 	w.d.done <- nil // for the cleanup
 }
 
-// get fetches an API path as JSON into v and returns the status code.
-func (w *world) get(path string, v any) int {
+// get fetches an API path as JSON into v and returns the status code;
+// header holds name, value pairs to send.
+func (w *world) get(path string, v any, header ...string) int {
 	w.t.Helper()
-	resp, err := http.Get("http://" + w.d.addr + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+w.d.addr+path, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		w.t.Fatalf("GET %s: %v", path, err)
 	}
