@@ -40,6 +40,9 @@ func (a *App) DeadLetters(ctx context.Context, skipped bool, reason string) ([]D
 			return nil, err
 		}
 		for _, o := range objs {
+			if freshen.IsSidecar(o.Key) && o.State == freshen.StateSkipped {
+				continue // a metadata sidecar is skipped by design, not a dead letter
+			}
 			if reason != "" && !strings.Contains(strings.ToLower(o.Reason), strings.ToLower(reason)) {
 				continue
 			}
