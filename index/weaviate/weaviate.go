@@ -383,7 +383,34 @@ func (x *Index) Apply(ctx context.Context, w freshen.ObjectWrite) error {
 			dels = append(dels, id)
 		}
 	}
+	if len(dels) > 0 && len(upserted) > 0 && w.Version != "" {
+		// Weaviate has no transactions: before the old version's rows go,
+		// wait (briefly) until search can see the new version's, so that
+		// a reader sees at least one version whole.
+		x.awaitVisible(ctx, w.Bucket, w.Key, w.Version, len(upserted))
+	}
 	return x.remove(ctx, "apply", dels)
+}
+
+// awaitVisible waits, up to a second, until the rows of key written for
+// version are counted by a filtered query (Weaviate makes a batch's
+// objects searchable shortly after the batch returns, under load).
+func (x *Index) awaitVisible(ctx context.Context, bucket, key, version string, n int) {
+	where := filters.Where().WithOperator(filters.And).WithOperands([]*filters.WhereBuilder{
+		filters.Where().WithPath([]string{propPos}).WithOperator(filters.Like).WithValueText(pos(bucket, key, "") + "*"),
+		filters.Where().WithPath([]string{propVersion}).WithOperator(filters.Equal).WithValueText(version),
+	})
+	wait := 5 * time.Millisecond
+	for deadline := time.Now().Add(time.Second); ; wait = min(2*wait, 100*time.Millisecond) {
+		if c, err := x.countWhere(ctx, where); err != nil || c >= n || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // readFence returns the stored fence of bucket/key, if any.
