@@ -23,7 +23,28 @@ const (
 	// FormatCSV is comma-, semicolon- or tab-separated values: one table
 	// row per record.
 	FormatCSV Format = "csv"
+	// FormatPDF is a PDF document: the text of its pages, with Block.Page
+	// set (see extractPDF).
+	FormatPDF Format = "pdf"
+	// FormatDOCX is a Word document (Office Open XML, .docx).
+	FormatDOCX Format = "docx"
+	// FormatPPTX is a PowerPoint presentation (Office Open XML, .pptx):
+	// the text of its slides, with Block.Page set to the slide number.
+	FormatPPTX Format = "pptx"
 )
+
+// Media types of the binary formats.
+const (
+	mediaPDF  = "application/pdf"
+	mediaDOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+	mediaPPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+)
+
+// isBinary reports the formats that are read from the object's bytes
+// rather than from its text.
+func (f Format) isBinary() bool {
+	return f == FormatPDF || f == FormatDOCX || f == FormatPPTX
+}
 
 // Detect chooses the format of an object from its Content-Type, its key and
 // its first bytes (head; Detect looks at up to 8 KiB of it, DetectContentType
@@ -31,21 +52,30 @@ const (
 //
 //  1. A specific Content-Type (parameters ignored) decides, except that
 //     text/plain yields to a known extension (S3 uploaders often label
-//     Markdown or JSON as text/plain). Any other text/* type is text.
+//     Markdown, JSON or even PDF as text/plain). Any other text/* type is
+//     text.
 //  2. An empty or generic type (application/octet-stream,
 //     binary/octet-stream, ...) falls through to the key's extension,
 //     compared case-insensitively.
-//  3. Otherwise the head is sniffed: JSON, JSON Lines, HTML and Markdown by
-//     their first lines, anything else that looks like text is text.
+//  3. Otherwise the head is sniffed: PDF by its %PDF- signature; JSON,
+//     JSON Lines, HTML and Markdown by their first lines; anything else
+//     that looks like text is text.
 //
-// Whatever the route, head is checked for binary content: a NUL byte or a
-// signature that net/http.DetectContentType recognizes (image/png,
-// application/pdf, application/zip, ...) makes Detect fail with an error
-// wrapping freshen.ErrUnsupported that names what it saw. So does a
-// non-text Content-Type that is not generic. Detect is pure and cheap; it
-// accepts head with a UTF-8 or UTF-16 byte order mark, as Extract does.
+// The binary formats (PDF, .docx, .pptx) must then start like one: a PDF
+// has a %PDF- header in its first 1,024 bytes, an Office document is a zip
+// archive. A zip archive is never sniffed: only its extension or its
+// Content-Type says which kind of document it is, so an unlabelled zip
+// stays unsupported. For the text formats, head is checked for binary
+// content: a NUL byte or a signature that net/http.DetectContentType
+// recognizes (image/png, application/zip, ...). Either mismatch makes
+// Detect fail with an error wrapping freshen.ErrUnsupported that names
+// what it saw. So does a Content-Type that is neither generic nor one of
+// the supported formats. Empty or blank content passes any check (Extract
+// returns an empty Document for it). Detect is pure and cheap; it accepts
+// head with a UTF-8 or UTF-16 byte order mark, as Extract does.
 func Detect(contentType, key string, head []byte) (Format, error) {
-	head, _ = decodeBOM(head[:min(len(head), sniffLen)])
+	raw := head[:min(len(head), sniffLen)]
+	head, _ = decodeBOM(raw)
 	binary, strong := binaryReason(head)
 	unsupported := func(reason string, args ...any) (Format, error) {
 		return "", fmt.Errorf("extract: detect %q: %w: %s", key, freshen.ErrUnsupported, fmt.Sprintf(reason, args...))
@@ -53,29 +83,85 @@ func Detect(contentType, key string, head []byte) (Format, error) {
 
 	mt := mediaType(contentType)
 	if f, ok := formatOfType(mt); ok {
-		if strong {
-			return unsupported("content type %s but the content is %s", mt, binary)
-		}
 		if mt == "text/plain" {
 			if fe, ok := formatOfKey(key); ok {
 				f = fe
 			}
 		}
+		if f.isBinary() {
+			if what, ok := signatureMismatch(f, raw, binary); ok {
+				return unsupported("content type %s but the content is %s", mt, what)
+			}
+			return f, nil
+		}
+		if strong {
+			return unsupported("content type %s but the content is %s", mt, binary)
+		}
 		return f, nil
 	}
 	if !isGenericType(mt) {
-		return unsupported("content type %s is not a text format", mt)
+		return unsupported("content type %s is not a supported format", mt)
 	}
 	if f, ok := formatOfKey(key); ok {
+		if f.isBinary() {
+			if what, ok := signatureMismatch(f, raw, binary); ok {
+				return unsupported("content is %s", what)
+			}
+			return f, nil
+		}
 		if strong {
 			return unsupported("content is %s", binary)
 		}
 		return f, nil
 	}
+	if binary == mediaPDF {
+		return FormatPDF, nil
+	}
 	if binary != "" {
 		return unsupported("content is %s", binary)
 	}
 	return sniff(head), nil
+}
+
+// pdfHeaderWindow is how far into an object a PDF header may start: the
+// PDF specification lets readers accept junk before it, and Acrobat looks
+// this far.
+const pdfHeaderWindow = 1024
+
+// signatureMismatch reports whether raw, the first bytes of an object
+// detected as the binary format f, does not start like one, and if so
+// describes what it is instead; binary is what binaryReason saw in it.
+// Blank content matches every format.
+func signatureMismatch(f Format, raw []byte, binary string) (string, bool) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return "", false
+	}
+	var ok bool
+	var want string
+	switch f {
+	case FormatPDF:
+		ok = bytes.Contains(raw[:min(len(raw), pdfHeaderWindow)], []byte("%PDF-"))
+		want = "a PDF (no %PDF- header)"
+	case FormatDOCX:
+		ok = isZip(raw)
+		want = "a Word document (a .docx file is a zip archive)"
+	case FormatPPTX:
+		ok = isZip(raw)
+		want = "a PowerPoint presentation (a .pptx file is a zip archive)"
+	}
+	if ok {
+		return "", false
+	}
+	if binary == "" {
+		binary = "text"
+	}
+	return binary + ", not " + want, true
+}
+
+// isZip reports bytes that start with a zip local file header, or the end
+// record of an empty archive.
+func isZip(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("PK\x03\x04")) || bytes.HasPrefix(b, []byte("PK\x05\x06"))
 }
 
 // binaryReason says whether head looks binary and why. A known signature or
@@ -109,6 +195,12 @@ func mediaType(contentType string) string {
 
 func formatOfType(mt string) (Format, bool) {
 	switch mt {
+	case mediaPDF, "application/x-pdf":
+		return FormatPDF, true
+	case mediaDOCX:
+		return FormatDOCX, true
+	case mediaPPTX:
+		return FormatPPTX, true
 	case "text/markdown", "text/x-markdown", "text/x-web-markdown", "text/mdx":
 		return FormatMarkdown, true
 	case "text/html", "application/xhtml+xml":
@@ -165,6 +257,12 @@ func formatOfKey(key string) (Format, bool) {
 		return FormatJSONL, true
 	case ".csv", ".tsv":
 		return FormatCSV, true
+	case ".pdf":
+		return FormatPDF, true
+	case ".docx":
+		return FormatDOCX, true
+	case ".pptx":
+		return FormatPPTX, true
 	}
 	return "", false
 }

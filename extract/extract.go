@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -68,10 +69,14 @@ func (c Config) Validate() error {
 }
 
 // Extractor implements freshen.Extractor for text, CSV, Markdown, HTML,
-// JSON and JSON Lines. It is safe for concurrent use.
+// JSON, JSON Lines, PDF, Word (.docx) and PowerPoint (.pptx). It is safe
+// for concurrent use.
 type Extractor struct {
 	maxBytes int64
 	md       goldmark.Markdown
+	// pdfTimeout, if not zero, replaces the time allowed per PDF (see
+	// pdfTimeout); tests set it.
+	pdfTimeout time.Duration
 }
 
 var _ freshen.Extractor = (*Extractor)(nil)
@@ -96,18 +101,24 @@ func New(cfg Config) *Extractor {
 //
 // Errors:
 //   - freshen.ErrTooLarge when obj.Size or the bytes read exceed MaxBytes
-//     (checked before reading when obj.Size says so);
-//   - freshen.ErrUnsupported for binary or unknown content, and for JSON,
-//     JSON Lines or Markdown nested more than 64 levels deep, with the
-//     reason in the message; retrying does not help;
+//     (checked before reading when obj.Size says so), and for a PDF whose
+//     streams or text expand past their budgets (see pdfLimits);
+//   - freshen.ErrUnsupported for binary or unknown content; for JSON, JSON
+//     Lines or Markdown nested more than 64 levels deep; for a PDF that is
+//     malformed, encrypted, without text (scanned) or too slow to read;
+//     for a .docx or .pptx that is not a valid package or expands past
+//     its limits; with the reason in the message; retrying does not help;
 //   - the reader's error, wrapped, when reading fails; whether a retry helps
 //     depends on the reader;
-//   - ctx.Err() when ctx is done before parsing starts.
+//   - ctx.Err() when ctx is done before parsing starts, or, for PDF, .docx
+//     and .pptx, while parsing.
 //
 // Empty or blank content yields a Document with no blocks and no error.
-// Malformed content is repaired, not refused: invalid UTF-8 is replaced with
+// Malformed text is repaired, not refused: invalid UTF-8 is replaced with
 // U+FFFD, malformed JSON is indexed as text, bad JSONL lines are skipped,
-// and each repair is listed in Document.Notes. Every block, the title and
+// a PDF page that cannot be read is skipped, and each repair is listed in
+// Document.Notes. Blocks of PDF and .pptx files carry their page (slide)
+// number. Every block, the title and
 // every note are valid UTF-8 without control characters other than tab and
 // newline. Extract never panics and never closes r.
 func (e *Extractor) Extract(ctx context.Context, r io.Reader, obj freshen.ObjectInfo) (*freshen.Document, error) {
@@ -124,7 +135,7 @@ func (e *Extractor) Extract(ctx context.Context, r io.Reader, obj freshen.Object
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return e.extractBytes(data, obj)
+	return e.extractBytes(ctx, data, obj)
 }
 
 // readLimited reads all of r unless it holds more than limit bytes, in
@@ -144,15 +155,18 @@ func readLimited(r io.Reader, limit, sizeHint int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func (e *Extractor) extractBytes(data []byte, obj freshen.ObjectInfo) (doc *freshen.Document, err error) {
+func (e *Extractor) extractBytes(ctx context.Context, raw []byte, obj freshen.ObjectInfo) (doc *freshen.Document, err error) {
 	var nt notes
-	data, enc := decodeBOM(data)
-	if enc != "" {
-		nt.add("decoded %s text", enc)
-	}
-	format, err := Detect(obj.ContentType, obj.Key, data[:min(len(data), sniffLen)])
+	data, enc := decodeBOM(raw)
+	format, err := Detect(obj.ContentType, obj.Key, raw[:min(len(raw), sniffLen)])
 	if err != nil {
 		return nil, err
+	}
+	if format.isBinary() {
+		return e.extractBinary(ctx, format, raw, obj)
+	}
+	if enc != "" {
+		nt.add("decoded %s text", enc)
 	}
 
 	var text string
@@ -199,6 +213,61 @@ func (e *Extractor) extractBytes(data []byte, obj freshen.ObjectInfo) (doc *fres
 	}
 	if err != nil {
 		return nil, fmt.Errorf("extract: parse %s %q: %w", format, obj.Key, err)
+	}
+	doc.Blocks = cleanBlocks(blocks, &nt)
+	doc.Title = cleanLine(doc.Title, &nt)
+	doc.Notes = nt.result()
+	return doc, nil
+}
+
+// extractBinary extracts the formats that are read from bytes rather than
+// text: PDF, .docx and .pptx. Blank content is an empty Document, as for
+// the text formats.
+func (e *Extractor) extractBinary(ctx context.Context, format Format, data []byte, obj freshen.ObjectInfo) (doc *freshen.Document, err error) {
+	doc = &freshen.Document{Blocks: []freshen.Block{}}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return doc, nil
+	}
+	var nt notes
+	defer func() {
+		// As in extractBytes; the PDF reader is the least trusted parser
+		// of all. extractPDF turns its own aborts (deadline, context) into
+		// errors before they get here.
+		if p := recover(); p != nil {
+			doc = nil
+			err = fmt.Errorf("extract: parse %s %q: %w: %w: %v", format, obj.Key, freshen.ErrUnsupported, errInternal, p)
+		}
+	}()
+	var blocks []freshen.Block
+	switch format {
+	case FormatPDF:
+		blocks, doc.Title, err = extractPDF(ctx, data, e.pdfLimits(len(data)), &nt)
+	case FormatDOCX:
+		blocks, doc.Title, err = extractDOCX(ctx, data, e.officeLimits(), &nt)
+	case FormatPPTX:
+		blocks, doc.Title, err = extractPPTX(ctx, data, e.officeLimits(), &nt)
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("extract: parse %s %q: %w", format, obj.Key, err)
+	}
+	// The parsers decode text from many encodings; a broken one (or a
+	// font mapping codes to lone surrogates) yields invalid UTF-8.
+	repaired := false
+	for i := range blocks {
+		if !utf8.ValidString(blocks[i].Text) {
+			blocks[i].Text = strings.ToValidUTF8(blocks[i].Text, "\uFFFD")
+			repaired = true
+		}
+	}
+	if !utf8.ValidString(doc.Title) {
+		doc.Title = strings.ToValidUTF8(doc.Title, "\uFFFD")
+		repaired = true
+	}
+	if repaired {
+		nt.add("repaired invalid UTF-8")
 	}
 	doc.Blocks = cleanBlocks(blocks, &nt)
 	doc.Title = cleanLine(doc.Title, &nt)

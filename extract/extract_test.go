@@ -436,8 +436,9 @@ func TestBadInput(t *testing.T) {
 		{name: "PNG header", in: png, wantErr: freshen.ErrUnsupported, errHas: "image/png"},
 		{name: "PNG declared as text", ct: "text/plain", key: "a.txt", in: png, wantErr: freshen.ErrUnsupported, errHas: "image/png"},
 		{name: "PNG type", ct: "image/png", key: "a.png", in: png, wantErr: freshen.ErrUnsupported, errHas: "content type image/png"},
-		{name: "PDF", ct: "application/octet-stream", in: []byte("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"),
-			wantErr: freshen.ErrUnsupported, errHas: "application/pdf"},
+		{name: "truncated PDF", ct: "application/octet-stream", in: []byte("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"),
+			wantErr: freshen.ErrUnsupported, errHas: `parse pdf "": unsupported content: malformed PDF: truncated`},
+		{name: "zip", in: []byte("PK\x03\x04\x14\x00\x00\x00"), wantErr: freshen.ErrUnsupported, errHas: "application/zip"},
 		{name: "gzip", key: "a.json.gz", in: []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), wantErr: freshen.ErrUnsupported, errHas: "gzip"},
 		{name: "unknown type", ct: "application/vnd.ms-excel", key: "a.xls", in: []byte("a,b"),
 			wantErr: freshen.ErrUnsupported, errHas: "application/vnd.ms-excel"},
@@ -635,7 +636,8 @@ func indentedList(size int) string {
 
 func TestConcurrentUse(t *testing.T) {
 	e, bundle := setup(t)
-	inputs := map[string]string{"a.md": mdKitchenSink, "a.html": htmlPage, "a.json": `[{"a":1},{"b":2}]`}
+	inputs := map[string]string{"a.md": mdKitchenSink, "a.html": htmlPage, "a.json": `[{"a":1},{"b":2}]`,
+		"a.pdf": string(reportPDF(t)), "a.docx": string(docx(t, wordBody, wordStyles, "T")), "a.pptx": string(pptx(t, true))}
 	var wg sync.WaitGroup
 	for range 8 {
 		for key, in := range inputs {
