@@ -161,6 +161,11 @@ type Chunk struct {
 	Ordinal int `json:"ordinal"`
 	// Tokens is the chunker's estimate of the chunk's length in tokens.
 	Tokens int `json:"tokens"`
+	// Page and PageEnd are the first and last page (or slide) of the
+	// chunk's blocks in paged formats (PDF, PowerPoint); 0 otherwise. Like
+	// Ordinal, they are not part of the chunk's identity.
+	Page    int `json:"page,omitempty"`
+	PageEnd int `json:"page_end,omitempty"`
 }
 
 // ChunkID is a chunk's identity in the vector index, derived from where it
@@ -197,7 +202,7 @@ type Record struct {
 	Headings []string  `json:"headings,omitempty"`
 	// Version is the object version the record was written for (see
 	// ObjectWrite); indexes that do not keep it leave it empty.
-	Version string    `json:"version,omitempty"`
+	Version string `json:"version,omitempty"`
 	// Metadata is the object's attributes, for filtered search: its user
 	// metadata, content type, size and last-modified time, and its
 	// sidecar's attributes (see ObjectMetadata).

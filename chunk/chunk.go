@@ -185,6 +185,15 @@ func (c *Chunker) Split(doc *freshen.Document) ([]freshen.Chunk, error) {
 			Ordinal:  i,
 			Tokens:   EstimateTokens(text),
 		}
+		// The pages (slides) its own blocks are on, in paged formats.
+		for _, u := range us[sp.start : sp.end+1] {
+			if pg := doc.Blocks[u.block].Page; pg > 0 {
+				if out[i].Page == 0 || pg < out[i].Page {
+					out[i].Page = pg
+				}
+				out[i].PageEnd = max(out[i].PageEnd, pg)
+			}
+		}
 	}
 	return out, nil
 }

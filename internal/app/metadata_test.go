@@ -1,10 +1,13 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/go-pdf/fpdf"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/internal/testenv"
@@ -124,4 +127,40 @@ func testMetadata(t *testing.T, b *stateBundle) {
 			after.TokensEmbedded-before.TokensEmbedded, after.ChunksReused-before.ChunksReused)
 	}
 	b.exact(t, a, 6)
+}
+
+// TestPDFPagesInMetadata: a PDF's chunks carry their page, and search
+// filters on it.
+func TestPDFPagesInMetadata(t *testing.T) {
+	ctx := context.Background()
+	b := newStateBundle(t)
+	f := fpdf.New("P", "pt", "A4", "")
+	for i, text := range []string{"The harbor opens at dawn for the fishing fleet.", "Lanterns guide the ferries after dusk.", "Tides are posted at the harbor office."} {
+		f.AddPage()
+		f.SetFont("Helvetica", "B", 20)
+		f.Cell(0, 24, fmt.Sprintf("Chapter %d", i+1))
+		f.Ln(36)
+		f.SetFont("Helvetica", "", 11)
+		f.MultiCell(400, 14, text, "", "L", false)
+	}
+	var buf bytes.Buffer
+	if err := f.Output(&buf); err != nil {
+		t.Fatal(err)
+	}
+	b.src.Put("guide.pdf", "application/pdf", buf.Bytes())
+	a := b.open(t)
+	defer a.Close()
+	b.sync(t, a)
+	page2, err := freshen.ParseFilter("page=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits, err := a.Search(ctx, "ferries", 10, "guide.pdf", page2)
+	if err != nil || len(hits) != 1 || !strings.Contains(hits[0].Text, "Lanterns guide the ferries") || hits[0].Metadata["page"] != 2.0 {
+		t.Fatalf("page=2: %+v %v", hits, err)
+	}
+	all, _ := a.Search(ctx, "harbor", 10, "guide.pdf")
+	if len(all) != 3 {
+		t.Fatalf("%d chunks for three chapters on three pages: %+v", len(all), all)
+	}
 }

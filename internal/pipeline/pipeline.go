@@ -873,7 +873,7 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 		for _, id := range upserts {
 			c := tgt.chunks[id]
 			records = append(records, freshen.Record{ID: id, Bucket: ls.Bucket, Key: ls.Key, Hash: c.Hash, Ordinal: c.Ordinal,
-				Text: c.Text, Headings: c.Headings, Metadata: meta, Vector: vecs[c.Hash]})
+				Text: c.Text, Headings: c.Headings, Metadata: chunkMetadata(meta, c), Vector: vecs[c.Hash]})
 		}
 	}
 	// Chunks kept as they were, or whose vectors came from the cache,
@@ -968,6 +968,20 @@ func (p *Pipeline) sidecar(ctx context.Context, key string) (map[string]any, err
 		return map[string]any{"sidecar_error": err.Error()}, nil
 	}
 	return attrs, nil
+}
+
+// chunkMetadata is the object's metadata, plus the chunk's pages in paged
+// formats ("page", and "page_end" when it spans several).
+func chunkMetadata(meta map[string]any, c freshen.Chunk) map[string]any {
+	if c.Page == 0 || meta == nil {
+		return meta
+	}
+	m := maps.Clone(meta)
+	m["page"] = float64(c.Page)
+	if c.PageEnd > c.Page {
+		m["page_end"] = float64(c.PageEnd)
+	}
+	return m
 }
 
 // endSpan ends a stage's span, marking it failed by err.
