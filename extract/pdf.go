@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -613,7 +614,7 @@ func headingLevels(paras []pdfPara) map[float64]int {
 			sizes = append(sizes, s)
 		}
 	}
-	slices.SortFunc(sizes, func(a, b float64) int { return compareFloat(b, a) })
+	slices.SortFunc(sizes, func(a, b float64) int { return cmp.Compare(b, a) })
 	levels := map[float64]int{}
 	for i, s := range sizes {
 		levels[s] = min(i+1, 6)
@@ -625,16 +626,6 @@ func headingLevels(paras []pdfPara) map[float64]int {
 // letter in it.
 func isHeadingText(p pdfPara) bool {
 	return p.lines <= 3 && utf8.RuneCountInString(p.text) <= 200 && strings.IndexFunc(p.text, unicode.IsLetter) >= 0
-}
-
-func compareFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // cutBullet strips a leading bullet character and the space after it.

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"encoding/ascii85"
 	"errors"
@@ -537,7 +538,7 @@ func checkObjectStreams(b []byte, xr *pdfXref, maxObjects int64, budget *int) er
 		inStream[p.obj] = true
 		queue = append(queue, p.v)
 	}
-	slices.SortFunc(xr.offsets, func(a, b pdfPair) int { return compareInt64(a.obj, b.obj) })
+	slices.SortFunc(xr.offsets, func(a, b pdfPair) int { return cmp.Compare(a.obj, b.obj) })
 	checked := map[int64]bool{}
 	for len(queue) > 0 {
 		s := queue[len(queue)-1]
@@ -549,7 +550,7 @@ func checkObjectStreams(b []byte, xr *pdfXref, maxObjects int64, budget *int) er
 		if inStream[s] {
 			return errMalformedPDF("object stream %d is itself stored in an object stream", s)
 		}
-		i, _ := slices.BinarySearchFunc(xr.offsets, s, func(p pdfPair, s int64) int { return compareInt64(p.obj, s) })
+		i, _ := slices.BinarySearchFunc(xr.offsets, s, func(p pdfPair, s int64) int { return cmp.Compare(p.obj, s) })
 		for ; i < len(xr.offsets) && xr.offsets[i].obj == s; i++ {
 			id, d, _, err := readStreamObject(b, xr.offsets[i].v, budget)
 			if *budget < 0 {
@@ -628,14 +629,4 @@ func hasRef(v any, depth int) bool {
 		}
 	}
 	return false
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"unicode/utf16"
@@ -115,7 +116,7 @@ func (f *pdfFont) width(code uint32) float64 {
 	w := f.dw
 	if f.composite {
 		// The ranges are sorted by their first code.
-		i, _ := slices.BinarySearchFunc(f.cidWidths, code, func(r cidRange, c uint32) int { return compareInt64(int64(r.lo), int64(c)+1) })
+		i, _ := slices.BinarySearchFunc(f.cidWidths, code, func(r cidRange, c uint32) int { return cmp.Compare(int64(r.lo), int64(c)+1) })
 		if i > 0 {
 			if r := f.cidWidths[i-1]; code <= r.hi {
 				w = r.width(code)
@@ -274,7 +275,7 @@ func readCIDWidths(w pdf.Value, budget *int) []cidRange {
 		}
 		i += 3
 	}
-	slices.SortStableFunc(out, func(a, b cidRange) int { return compareInt64(int64(a.lo), int64(b.lo)) })
+	slices.SortStableFunc(out, func(a, b cidRange) int { return cmp.Compare(int64(a.lo), int64(b.lo)) })
 	// Drop ranges that overlap an earlier one: the binary search in width
 	// needs them disjoint.
 	keep := out[:0]
