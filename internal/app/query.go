@@ -257,11 +257,15 @@ func (a *App) Status(ctx context.Context) (Status, error) {
 
 // State is the ledger's view of one key of the watched bucket, and
 // whether a change to it is queued.
+//
+// The two are read one after the other, the queue first: a key committed
+// in between then shows as still queued (look again), never as the old
+// object with no change pending (a waiter would stop too early).
 func (a *App) State(ctx context.Context, key string) (freshen.KeyState, bool, error) {
-	st, err := a.Ledger.State(ctx, a.Config.Source.Bucket, key)
-	if err != nil {
-		return st, false, err
-	}
 	q, err := a.Ledger.Queued(ctx, a.Config.Source.Bucket, key)
+	if err != nil {
+		return freshen.KeyState{}, false, err
+	}
+	st, err := a.Ledger.State(ctx, a.Config.Source.Bucket, key)
 	return st, q, err
 }

@@ -167,3 +167,51 @@ func TestThousandWaitersCostNothingWhileWaiting(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// commitDuringState is a ledger whose State, once armed, reads the key's
+// state and then lets a commit of the key happen before it returns: the
+// race of a waiter's two reads with a worker.
+type commitDuringState struct {
+	freshen.Ledger
+	armed  atomic.Bool
+	commit func()
+}
+
+func (c *commitDuringState) State(ctx context.Context, bucket, key string) (freshen.KeyState, error) {
+	st, err := c.Ledger.State(ctx, bucket, key)
+	if c.armed.CompareAndSwap(true, false) {
+		c.commit()
+	}
+	return st, err
+}
+
+// TestWaitSeesACommitBetweenItsReads: a delete committed between a
+// waiter's reads of the key's state and of the queue must not end the
+// wait with the deleted object's old state.
+func TestWaitSeesACommitBetweenItsReads(t *testing.T) {
+	ctx := context.Background()
+	b := newStateBundle(t)
+	a := b.open(t)
+	defer a.Close()
+	b.sync(t, a)
+	racy := &commitDuringState{Ledger: a.Ledger}
+	a.Ledger = racy
+	defer func() { a.Ledger = racy.Ledger }()
+	p := a.Pipeline(func(r pipeline.Result) { a.Committed(r.Key) })
+	racy.commit = func() {
+		if _, err := p.Drain(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	b.src.Delete("doc-2.md")
+	if _, err := racy.Enqueue(ctx, []freshen.Change{{Bucket: "docs", Key: "doc-2.md", Kind: freshen.ChangeDelete, Origin: "webhook", EventTime: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	racy.armed.Store(true)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := a.Wait(wctx, "doc-2.md", "", "")
+	if err != nil || r.State != "deleted" {
+		t.Fatalf("wait for a delete committed between the waiter's reads: %+v, %v", r, err)
+	}
+}
