@@ -22,20 +22,23 @@ type DeadLetter struct {
 	Since    time.Time           `json:"since"`
 }
 
-// deadLetterLimit bounds one listing.
-const deadLetterLimit = 100_000
+// MaxDeadLetters bounds one listing.
+const MaxDeadLetters = 100_000
 
-// DeadLetters lists the failed objects, and with skipped the skipped
-// ones too, oldest first; reason, if set, keeps those whose reason
-// contains it (case-insensitive).
-func (a *App) DeadLetters(ctx context.Context, skipped bool, reason string) ([]DeadLetter, error) {
+// DeadLetters lists up to limit failed objects (0: MaxDeadLetters), and
+// with skipped the skipped ones too, oldest first; reason, if set, keeps
+// those whose reason contains it (case-insensitive).
+func (a *App) DeadLetters(ctx context.Context, skipped bool, reason string, limit int) ([]DeadLetter, error) {
+	if limit <= 0 || limit > MaxDeadLetters {
+		limit = MaxDeadLetters
+	}
 	states := []freshen.ObjectState{freshen.StateFailed}
 	if skipped {
 		states = append(states, freshen.StateSkipped)
 	}
 	out := []DeadLetter{}
 	for _, st := range states {
-		objs, err := a.Ledger.ObjectsInState(ctx, st, deadLetterLimit)
+		objs, err := a.Ledger.ObjectsInState(ctx, st, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -45,6 +48,9 @@ func (a *App) DeadLetters(ctx context.Context, skipped bool, reason string) ([]D
 			}
 			if reason != "" && !strings.Contains(strings.ToLower(o.Reason), strings.ToLower(reason)) {
 				continue
+			}
+			if len(out) == limit {
+				return out, nil
 			}
 			out = append(out, DeadLetter{Key: o.Key, State: o.State, Reason: o.Reason, Attempts: o.Attempts, ETag: o.ETag,
 				Size: o.Size, Since: o.UpdatedAt})

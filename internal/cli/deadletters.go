@@ -24,7 +24,7 @@ func runDeadLetters(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer a.Close()
-	dl, err := a.DeadLetters(ctx, *skipped, *reason)
+	dl, err := a.DeadLetters(ctx, *skipped, *reason, 0)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func runRedrive(ctx context.Context, e *env, args []string) error {
 	}
 	defer a.Close()
 	if *all {
-		dl, err := a.DeadLetters(ctx, *skipped, *reason)
+		dl, err := a.DeadLetters(ctx, *skipped, *reason, 0)
 		if err != nil {
 			return err
 		}

@@ -433,10 +433,10 @@ func (c *current) OldestPending(ctx context.Context) (time.Time, error) {
 	return e.a.OldestPending(ctx)
 }
 
-func (c *current) DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error) {
+func (c *current) DeadLetters(ctx context.Context, skipped bool, reason string, limit int) ([]app.DeadLetter, error) {
 	e, done := c.enter()
 	defer done()
-	return e.a.DeadLetters(ctx, skipped, reason)
+	return e.a.DeadLetters(ctx, skipped, reason, limit)
 }
 
 func (c *current) Activity(ctx context.Context) (app.Activity, error) {

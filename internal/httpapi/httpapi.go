@@ -39,7 +39,7 @@ type Backend interface {
 	OldestPending(ctx context.Context) (time.Time, error)
 	// DeadLetters lists failed (and with skipped, skipped) objects whose
 	// reason contains reason (app.App.DeadLetters).
-	DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error)
+	DeadLetters(ctx context.Context, skipped bool, reason string, limit int) ([]app.DeadLetter, error)
 	// Redrive queues keys again (app.App.Redrive).
 	Redrive(ctx context.Context, keys []string) (int, error)
 	// Activity is what this process did lately (app.App.Activity).
@@ -386,10 +386,20 @@ func (s *Server) objectAction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"key": key, "queued": n == 1})
 }
 
-// deadLetters is GET /v1/dead-letters?skipped=true&reason=SUBSTR.
+// deadLetters is GET /v1/dead-letters?skipped=true&reason=SUBSTR&limit=N
+// (default 1,000).
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	dl, err := s.cfg.Backend.DeadLetters(r.Context(), q.Get("skipped") == "true", q.Get("reason"))
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > app.MaxDeadLetters {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a number between 1 and %d", app.MaxDeadLetters))
+			return
+		}
+		limit = n
+	}
+	dl, err := s.cfg.Backend.DeadLetters(r.Context(), q.Get("skipped") == "true", q.Get("reason"), limit)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -47,7 +47,7 @@ func (b *fakeBackend) Wait(ctx context.Context, key, etag, versionID string) (ap
 	return app.WaitResult{Key: key, State: "indexed", ETag: etag, Searchable: true}, nil
 }
 
-func (b *fakeBackend) DeadLetters(ctx context.Context, skipped bool, reason string) ([]app.DeadLetter, error) {
+func (b *fakeBackend) DeadLetters(ctx context.Context, skipped bool, reason string, limit int) ([]app.DeadLetter, error) {
 	out := []app.DeadLetter{{Key: "bad.pdf", State: freshen.StateFailed, Reason: "embed: 500"}}
 	if skipped {
 		out = append(out, app.DeadLetter{Key: "big.bin", State: freshen.StateSkipped, Reason: "binary"})
