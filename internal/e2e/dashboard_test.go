@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,9 +109,12 @@ embedder:
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// The page redraws its tables every second: read in one evaluation,
+	// not by node (a node found can be replaced before it is read).
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		q, _ := json.Marshal(sel)
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const e = document.querySelector(`+string(q)+`); return e ? e.innerText : "" })()`))
 		if err != nil {
 			t.Fatalf("read %s: %v", sel, err)
 		}
@@ -118,7 +122,8 @@ embedder:
 	}
 	count := func(sel string) int {
 		t.Helper()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('`+sel+`').length`))
+		q, _ := json.Marshal(sel)
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+string(q)+`).length`))
 		if err != nil {
 			t.Fatalf("count %s: %v", sel, err)
 		}
