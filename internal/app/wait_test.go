@@ -141,7 +141,10 @@ func TestThousandWaitersCostNothingWhileWaiting(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(time.Second) // every waiter has looked once
+	// Every waiter looks once (two reads: the queue and the state).
+	for deadline := time.Now().Add(30 * time.Second); counted.reads.Load() < 2000 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	start := counted.reads.Load()
 	time.Sleep(3 * time.Second)
 	idle := counted.reads.Load() - start
