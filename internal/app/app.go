@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/freshen-io/freshen"
 	"github.com/freshen-io/freshen/chunk"
@@ -60,7 +61,9 @@ type App struct {
 	sharedEmbedder bool
 	spentToday     func(ctx context.Context) (int64, error)
 	// shared is set on the serving generation's App, which closes it.
-	shared *shared
+	shared    *shared
+	closeOnce sync.Once
+	closeErr  error
 	// Owner names this process's leases and its entry in a shared
 	// ledger's process registry ("" picks a random name per pipeline).
 	Owner string
@@ -396,8 +399,14 @@ func reuseFrom(a *App) func(ctx context.Context, model string, chunks []freshen.
 }
 
 // Close releases every component; it may be called on a partly opened
-// App.
+// App, and more than once (the service closes the Apps it replaced, and
+// their opener closes its own).
 func (a *App) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *App) close() error {
 	var errs []error
 	if a.Other != nil {
 		errs = append(errs, a.Other.Close())
