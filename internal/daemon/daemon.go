@@ -298,20 +298,17 @@ func (e *epoch) start(ctx context.Context) error {
 	return svcs.Start(ctx)
 }
 
-// gens pairs each live generation with its pipeline.
-func (e *epoch) gens() []struct {
+// gen is a live generation and its workers.
+type gen struct {
 	a *app.App
 	p *pipeline.Pipeline
-} {
-	out := []struct {
-		a *app.App
-		p *pipeline.Pipeline
-	}{{e.a, e.p}}
+}
+
+// gens lists the live generations, the serving one first.
+func (e *epoch) gens() []gen {
+	out := []gen{{e.a, e.p}}
 	if e.po != nil {
-		out = append(out, struct {
-			a *app.App
-			p *pipeline.Pipeline
-		}{e.a.Other, e.po})
+		out = append(out, gen{e.a.Other, e.po})
 	}
 	return out
 }
