@@ -22,8 +22,8 @@ type embedCache struct {
 	batch int
 	// budget is the most tokens to embed per UTC day (0: no limit).
 	budget int64
-	// spentToday, if set, counts today's tokens instead of the ledger's
-	// counters (generations built side by side share one budget).
+	// spentToday counts the tokens spent today (the ledger's counters, or
+	// those of every generation built side by side: one budget).
 	spentToday func(ctx context.Context) (int64, error)
 	// reuse, if set, finds vectors for misses elsewhere (the other
 	// generation's cache, for the same model); nil results are misses.
@@ -43,7 +43,11 @@ type call struct {
 }
 
 func newEmbedCache(led freshen.EmbeddingCache, emb freshen.Embedder, batch int) *embedCache {
-	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}, now: time.Now}
+	return &embedCache{led: led, emb: emb, batch: batch, inflight: map[freshen.ChunkHash]*call{}, now: time.Now,
+		spentToday: func(ctx context.Context) (int64, error) {
+			c, err := led.Counters(ctx)
+			return c.TokensToday, err
+		}}
 }
 
 // vectors returns a vector per distinct hash of chunks, the embedding work
@@ -242,19 +246,9 @@ func (c *embedCache) spend(ctx context.Context, batch []string) error {
 	for _, t := range batch {
 		need += int64(c.countTokens(t))
 	}
-	var today int64
-	if c.spentToday != nil {
-		t, err := c.spentToday(ctx)
-		if err != nil {
-			return err
-		}
-		today = t
-	} else {
-		counters, err := c.led.Counters(ctx)
-		if err != nil {
-			return err
-		}
-		today = counters.TokensToday
+	today, err := c.spentToday(ctx)
+	if err != nil {
+		return err
 	}
 	if today+need <= c.budget {
 		return nil

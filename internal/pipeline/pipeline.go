@@ -331,7 +331,10 @@ func New(cfg Config, src freshen.Source, ext freshen.Extractor, chk freshen.Chun
 	p := &Pipeline{cfg: cfg, src: src, ext: ext, chk: chk, emb: emb, idx: idx, led: led, log: log,
 		cache: newEmbedCache(led, emb, cfg.EmbedBatch), onDone: onDone, wake: make(chan struct{}, 1)}
 	p.cache.budget = cfg.BudgetTokensPerDay
-	p.cache.spentToday, p.cache.reuse = cfg.SpentToday, cfg.Reuse
+	p.cache.reuse = cfg.Reuse
+	if cfg.SpentToday != nil {
+		p.cache.spentToday = cfg.SpentToday
+	}
 	tp := cfg.Tracing
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -783,7 +786,7 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	if !gone && !sidecar {
 		// The attributes every chunk carries: the object's own metadata
 		// and its sidecar's.
-		attrs, err := p.sidecar(ctx, ls.Key)
+		attrs, err := p.sidecar(ctx, ls.Bucket, ls.Key)
 		if err != nil {
 			return Result{}, err
 		}
@@ -932,27 +935,27 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	return res, nil
 }
 
-// sidecar reads key's metadata sidecar, if it has one. A malformed one
-// does not stop the document: its error becomes the attribute
-// sidecar_error, visible in lookups and search hits.
-func (p *Pipeline) sidecar(ctx context.Context, key string) (map[string]any, error) {
+// sidecar reads key's metadata sidecar, if it has one. The ledger knows
+// the sidecars (each is a row of its own, and processing one re-queues
+// its document), so an object without one costs no request to the store.
+// A malformed sidecar does not stop the document: its error becomes the
+// attribute sidecar_error, visible in lookups and search hits.
+func (p *Pipeline) sidecar(ctx context.Context, bucket, key string) (map[string]any, error) {
 	if !p.cfg.Sidecars {
 		return nil, nil
 	}
-	obj, err := p.src.Stat(ctx, freshen.SidecarOf(key))
-	if errors.Is(err, freshen.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	st, err := p.led.State(ctx, bucket, freshen.SidecarOf(key))
+	if err != nil || !st.Known {
 		return nil, err
 	}
-	if obj.Size > freshen.MaxSidecarBytes {
-		return map[string]any{"sidecar_error": fmt.Sprintf("%d bytes: over the %d a sidecar may have", obj.Size, freshen.MaxSidecarBytes)}, nil
+	o := st.Object
+	if o.Size > freshen.MaxSidecarBytes {
+		return map[string]any{"sidecar_error": fmt.Sprintf("%d bytes: over the %d a sidecar may have", o.Size, freshen.MaxSidecarBytes)}, nil
 	}
-	r, err := p.src.Open(ctx, obj)
+	r, err := p.src.Open(ctx, freshen.ObjectInfo{Bucket: bucket, Key: o.Key, ETag: o.ETag, VersionID: o.VersionID, Size: o.Size})
 	if errors.Is(err, freshen.ErrNotFound) || errors.Is(err, freshen.ErrPreconditionFailed) {
-		// It changed or went while being read: its own change is queued
-		// and re-tags the document again.
+		// It changed or went since the ledger saw it: its own change is
+		// queued, and re-tags the document once processed.
 		return nil, nil
 	}
 	if err != nil {
