@@ -13,7 +13,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -1041,22 +1040,17 @@ func (p *Pipeline) read(ctx context.Context, obj freshen.ObjectInfo) (target, st
 	if obj.Size > p.cfg.MaxObjectBytes {
 		return target{}, fmt.Sprintf("%d bytes exceeds limits.max-object-bytes (%d)", obj.Size, p.cfg.MaxObjectBytes), nil
 	}
+	// s3.get is the request until the body starts; extract reads the
+	// body as it parses (the object is not held twice).
 	gctx, span := p.tracer.Start(ctx, "s3.get", trace.WithAttributes(attribute.Int64("freshen.size", obj.Size)))
 	r, err := p.src.Open(gctx, obj)
-	if err != nil {
-		endSpan(span, err)
-		return target{}, "", err
-	}
-	// The extractors hold an object whole anyway: read it first, so that
-	// the trace tells the store's time from the extractor's.
-	body, err := io.ReadAll(io.LimitReader(r, p.cfg.MaxObjectBytes+1))
-	r.Close()
 	endSpan(span, err)
 	if err != nil {
 		return target{}, "", err
 	}
+	defer r.Close()
 	xctx, span := p.tracer.Start(ctx, "extract", trace.WithAttributes(attribute.String("freshen.content_type", obj.ContentType)))
-	doc, err := p.ext.Extract(xctx, bytes.NewReader(body), obj)
+	doc, err := p.ext.Extract(xctx, io.LimitReader(r, p.cfg.MaxObjectBytes+1), obj)
 	span.End()
 	if errors.Is(err, freshen.ErrUnsupported) || errors.Is(err, freshen.ErrTooLarge) {
 		return target{}, err.Error(), nil
