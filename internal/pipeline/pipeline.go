@@ -785,7 +785,7 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	if !gone && !sidecar {
 		// The attributes every chunk carries: the object's own metadata
 		// and its sidecar's.
-		attrs, err := p.sidecar(ctx, ls.Bucket, ls.Key)
+		attrs, err := p.sidecar(ctx, ls.Key)
 		if err != nil {
 			return Result{}, err
 		}
@@ -934,27 +934,30 @@ func (p *Pipeline) process(ctx context.Context, ls freshen.Lease) (Result, error
 	return res, nil
 }
 
-// sidecar reads key's metadata sidecar, if it has one. The ledger knows
-// the sidecars (each is a row of its own, and processing one re-queues
-// its document), so an object without one costs no request to the store.
-// A malformed sidecar does not stop the document: its error becomes the
-// attribute sidecar_error, visible in lookups and search hits.
-func (p *Pipeline) sidecar(ctx context.Context, bucket, key string) (map[string]any, error) {
+// sidecar reads key's metadata sidecar, if it has one, from the store
+// (one HEAD per object). The ledger's row of the sidecar would save that
+// request, but it lags while the sidecar itself is being processed: a
+// document read then would miss attributes that `freshen sync` already
+// listed. A malformed sidecar does not stop the document: its error
+// becomes the attribute sidecar_error, visible in lookups and search hits.
+func (p *Pipeline) sidecar(ctx context.Context, key string) (map[string]any, error) {
 	if !p.cfg.Sidecars {
 		return nil, nil
 	}
-	st, err := p.led.State(ctx, bucket, freshen.SidecarOf(key))
-	if err != nil || !st.Known {
+	obj, err := p.src.Stat(ctx, freshen.SidecarOf(key))
+	if errors.Is(err, freshen.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	o := st.Object
-	if o.Size > freshen.MaxSidecarBytes {
-		return map[string]any{"sidecar_error": fmt.Sprintf("%d bytes: over the %d a sidecar may have", o.Size, freshen.MaxSidecarBytes)}, nil
+	if obj.Size > freshen.MaxSidecarBytes {
+		return map[string]any{"sidecar_error": fmt.Sprintf("%d bytes: over the %d a sidecar may have", obj.Size, freshen.MaxSidecarBytes)}, nil
 	}
-	r, err := p.src.Open(ctx, freshen.ObjectInfo{Bucket: bucket, Key: o.Key, ETag: o.ETag, VersionID: o.VersionID, Size: o.Size})
+	r, err := p.src.Open(ctx, obj)
 	if errors.Is(err, freshen.ErrNotFound) || errors.Is(err, freshen.ErrPreconditionFailed) {
-		// It changed or went since the ledger saw it: its own change is
-		// queued, and re-tags the document once processed.
+		// It changed or went while being read: its own change is queued
+		// and re-tags the document again.
 		return nil, nil
 	}
 	if err != nil {
